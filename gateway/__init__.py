@@ -1,0 +1,1 @@
+"""Local, offline-first embedding gateway for Gemini Embedding 2."""

@@ -1,0 +1,37 @@
+"""Probes: /healthz says the process is alive, /readyz says it can serve."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get
+
+from gateway.services import services_of
+
+_encode = msgspec.json.Encoder().encode
+
+
+@get("/healthz", summary="Liveness probe")
+async def healthz() -> Response[bytes]:
+    """Alive: the event loop answers."""
+    return Response(_encode({"status": "ok"}), media_type="application/json")
+
+
+@get("/readyz", summary="Readiness probe")
+async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Ready: the cache answers and the upstream is configured (or the mode needs none)."""
+    services = services_of(request)
+    cache_ok = await asyncio.to_thread(services.cache.check)
+    mode = "online" if services.embedder.online else "cache-only"
+    checks = {
+        "cache": "ok" if cache_ok else "failing",
+        "upstream": "fake" if services.fake_upstream else mode,
+    }
+    ready = cache_ok
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return Response(_encode(body), status_code=200 if ready else 503, media_type="application/json")
+
+
+ROUTES = [healthz, readyz]

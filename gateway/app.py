@@ -1,0 +1,106 @@
+"""create_app: the one composition root that wires settings, cache, upstream and routes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import structlog
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from gateway.api import openai, ops
+from gateway.api.error_bodies import error_response
+from gateway.api.request_log import make_before_send
+from gateway.cache import VectorCache
+from gateway.config import Secrets, Settings, load_secrets
+from gateway.embedder import Embedder
+from gateway.scheduler import Scheduler
+from gateway.services import Services
+from gateway.upstream.gemini import GeminiUpstream, Upstream
+
+log = structlog.get_logger("gateway")
+FAKE_KEY = "fake-upstream-key"
+
+
+def build_upstream(settings: Settings, secrets: Secrets) -> tuple[Upstream | None, bool]:
+    """The upstream the settings ask for, or None for cache-only; and whether it is the fake."""
+    if settings.upstream.fake:
+        from gateway.testing import FakeGemini  # the offline demo only
+
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=FakeGemini()), base_url=settings.upstream.base_url
+        )
+        return GeminiUpstream(settings.upstream, FAKE_KEY, http_client=client), True
+    if settings.upstream.mode == "cache-only":
+        return None, False
+    if not secrets.upstream_api_key:
+        log.warning(
+            "no GEMINI_API_KEY or GOOGLE_API_KEY: running cache-only; misses answer 503",
+        )
+        return None, False
+    return GeminiUpstream(settings.upstream, secrets.upstream_api_key), False
+
+
+def create_app(
+    settings: Settings,
+    *,
+    upstream: Upstream | None = None,
+    secrets: Secrets | None = None,
+) -> Litestar:
+    """The gateway as an ASGI app; `upstream` overrides the one the settings describe (tests)."""
+    secrets = secrets if secrets is not None else load_secrets(os.environ)
+    fake = False
+    if upstream is None:
+        upstream, fake = build_upstream(settings, secrets)
+    if settings.upstream.mode == "cache-only":
+        upstream = None
+    cache = VectorCache(settings.cache)
+    scheduler = Scheduler(upstream, settings.upstream) if upstream is not None else None
+    namespace = "fake" if fake else ""
+    services = Services(
+        settings=settings,
+        secrets=secrets,
+        cache=cache,
+        embedder=Embedder(settings, cache, scheduler, namespace),
+        upstream=upstream,
+        fake_upstream=fake,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        log.info(
+            "gateway ready",
+            cache_dir=cache.directory,
+            mode="online" if scheduler else "cache-only",
+            upstream="fake" if fake else settings.upstream.base_url,
+        )
+        try:
+            yield
+        finally:
+            if upstream is not None:
+                await upstream.aclose()
+            cache.close()
+
+    static_headers = {"x-gateway-upstream": "fake"} if fake else {}
+    static_fields: dict[str, Any] = {"upstream": "fake"} if fake else {}
+    return Litestar(
+        route_handlers=[*openai.ROUTES, *ops.ROUTES],
+        state=_state(services),
+        lifespan=[lifespan],
+        exception_handlers={Exception: error_response},
+        before_send=[make_before_send(static_headers, static_fields)],
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Gemini embedding gateway", version="0.1.0"),
+        logging_config=None,
+        debug=False,
+    )
+
+
+def _state(services: Services) -> Any:
+    from litestar.datastructures import State
+
+    return State({"services": services})

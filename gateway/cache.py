@@ -1,0 +1,185 @@
+"""VectorCache: full float32 vectors on diskcache, with a small in-memory tier for hot keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import diskcache
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from gateway.config import CacheSettings
+from gateway.errors import GatewayError
+
+
+class CacheError(GatewayError):
+    """The on-disk cache cannot be read or written."""
+
+
+class Record(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """What is stored per key: raw little-endian float32 bytes plus a little metadata."""
+
+    model: str
+    dims: int
+    created: float
+    tokens: int
+    vector: bytes
+
+
+class Cached(msgspec.Struct, frozen=True, gc=False):
+    """A vector served from the cache: a read-only float32 array and its token count."""
+
+    vector: NDArray[np.float32]
+    tokens: int
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Record).decode
+
+
+def _to_cached(raw: object) -> Cached | None:
+    if not isinstance(raw, bytes):
+        return None
+    try:
+        record = _decode(raw)
+    except msgspec.DecodeError:
+        return None
+    vector = np.frombuffer(record.vector, dtype="<f4")
+    if vector.shape != (record.dims,):
+        return None
+    return Cached(vector, record.tokens)
+
+
+class HotTier:
+    """An LRU of decoded vectors, bounded in bytes, read on the event loop without a thread hop."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._budget = budget_bytes
+        self._used = 0
+        self._items: OrderedDict[bytes, Cached] = OrderedDict()
+
+    def get(self, key: bytes) -> Cached | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: bytes, item: Cached) -> None:
+        if self._budget <= 0 or key in self._items:
+            return
+        self._items[key] = item
+        self._used += item.vector.nbytes
+        while self._used > self._budget and self._items:
+            _, old = self._items.popitem(last=False)
+            self._used -= old.vector.nbytes
+
+    def discard(self, key: bytes) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._used -= old.vector.nbytes
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._used = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class VectorCache:
+    """Content key -> full vector; disk I/O in worker threads, one write transaction per batch."""
+
+    def __init__(self, settings: CacheSettings) -> None:
+        self.settings = settings
+        Path(settings.dir).mkdir(parents=True, exist_ok=True)
+        self._disk = diskcache.Cache(
+            settings.dir,
+            size_limit=settings.size_limit_bytes,
+            eviction_policy=settings.eviction_policy,
+            statistics=False,
+        )
+        self.hot = HotTier(settings.memory_bytes)
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cache")
+
+    @property
+    def directory(self) -> str:
+        return str(self._disk.directory)
+
+    def get_hot(self, keys: Iterable[bytes]) -> dict[bytes, Cached]:
+        """The keys found in the memory tier (no I/O)."""
+        found: dict[bytes, Cached] = {}
+        for key in keys:
+            item = self.hot.get(key)
+            if item is not None:
+                found[key] = item
+        return found
+
+    async def get_many(self, keys: Iterable[bytes]) -> dict[bytes, Cached]:
+        """Every key found, memory tier first, then disk in a worker thread."""
+        keys = list(keys)
+        found = self.get_hot(keys)
+        rest = [k for k in keys if k not in found]
+        if rest:
+            loop = asyncio.get_running_loop()
+            from_disk = await loop.run_in_executor(self._pool, self._read, rest)
+            for key, item in from_disk.items():
+                self.hot.put(key, item)
+            found.update(from_disk)
+        return found
+
+    def _read(self, keys: list[bytes]) -> dict[bytes, Cached]:
+        found: dict[bytes, Cached] = {}
+        try:
+            for key in keys:
+                item = _to_cached(self._disk.get(key))
+                if item is not None:
+                    found[key] = item
+        except diskcache.Timeout as exc:
+            raise CacheError("the cache is busy; try again") from exc
+        return found
+
+    async def set_many(self, model: str, items: Mapping[bytes, Cached]) -> None:
+        """Store validated vectors in one transaction; returns once they are on disk."""
+        if not items:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._write, model, dict(items))
+        for key, item in items.items():
+            self.hot.put(key, item)
+
+    def _write(self, model: str, items: dict[bytes, Cached]) -> None:
+        now = time.time()
+        try:
+            with self._disk.transact():
+                for key, item in items.items():
+                    vec = np.ascontiguousarray(item.vector, dtype="<f4")
+                    record = Record(model, vec.shape[0], now, item.tokens, vec.tobytes())
+                    self._disk.set(key, _encode(record))
+        except diskcache.Timeout as exc:
+            raise CacheError("the cache is busy; the vectors were not stored") from exc
+
+    def check(self) -> bool:
+        """True when the cache answers a read."""
+        try:
+            self._disk.get(b"\0readyz")
+        except Exception:
+            return False
+        return True
+
+    def stats(self) -> dict[str, int]:
+        """Entries and bytes on disk, entries in memory."""
+        return {
+            "entries": len(self._disk),
+            "disk_bytes": int(self._disk.volume()),
+            "memory_entries": len(self.hot),
+        }
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._disk.close()

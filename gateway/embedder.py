@@ -1,0 +1,152 @@
+"""The use case: content keys -> cache -> scheduler for unique misses -> store -> full vectors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from gateway.cache import Cached, VectorCache
+from gateway.config import ModelSpec, Settings
+from gateway.content import Content, EmbedParams, content_key, estimate_tokens
+from gateway.errors import GatewayError, UpstreamError, UpstreamRejected, UpstreamUnavailable
+from gateway.scheduler import Scheduler
+
+# Hashing more than this many media bytes moves to a worker thread, off the event loop.
+_HASH_OFF_LOOP_BYTES = 256 * 1024
+
+
+class Embedded(msgspec.Struct, frozen=True, gc=False):
+    """One request's answer: full vectors in input order, their tokens, and where they came from."""
+
+    vectors: NDArray[np.float32]
+    tokens: list[int]
+    hits: int
+    misses: int
+
+    @property
+    def cache_header(self) -> str:
+        """HIT, MISS or PARTIAL, for the `x-cache` header."""
+        if self.misses == 0:
+            return "HIT"
+        return "MISS" if self.hits == 0 else "PARTIAL"
+
+
+class Embedder:
+    """Serves every input from the cache when it can and sends only unique misses upstream."""
+
+    def __init__(
+        self, settings: Settings, cache: VectorCache, scheduler: Scheduler | None, namespace: str
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.scheduler = scheduler
+        self.namespace = namespace
+
+    @property
+    def online(self) -> bool:
+        return self.scheduler is not None
+
+    def params(
+        self,
+        spec: ModelSpec,
+        *,
+        task_type: str | None = None,
+        title: str | None = None,
+        dims: int | None = None,
+    ) -> EmbedParams:
+        """The key-relevant parameters; the size joins them only when MRL is left to upstream."""
+        upstream_dims = dims if self.settings.embeddings.mrl == "upstream" else None
+        return EmbedParams(
+            model=spec.upstream_id,
+            task_type=task_type,
+            title=title,
+            dims=upstream_dims,
+            namespace=self.namespace,
+        )
+
+    async def embed(
+        self, contents: Sequence[Content], spec: ModelSpec, params: EmbedParams
+    ) -> Embedded:
+        """Full vectors (n, fetched dims) for `contents`, in order."""
+        keys = await self._keys(contents, params)
+        unique: dict[bytes, int] = {}
+        for index, key in enumerate(keys):
+            unique.setdefault(key, index)
+        found = self.cache.get_hot(unique)
+        if len(found) < len(unique):
+            found = await self.cache.get_many(unique)
+        missing = {k: contents[i] for k, i in unique.items() if k not in found}
+        if missing:
+            await self._fetch(missing, unique, keys, spec, params, found)
+        hits = sum(1 for key in keys if key not in missing)
+        vectors = np.stack([found[key].vector for key in keys]) if keys else _empty(spec)
+        tokens = [found[key].tokens for key in keys]
+        return Embedded(vectors, tokens, hits=hits, misses=len(keys) - hits)
+
+    async def _keys(self, contents: Sequence[Content], params: EmbedParams) -> list[bytes]:
+        if sum(c.payload_bytes for c in contents) < _HASH_OFF_LOOP_BYTES:
+            return [content_key(c, params) for c in contents]
+        return await asyncio.to_thread(lambda: [content_key(c, params) for c in contents])
+
+    async def _fetch(
+        self,
+        missing: dict[bytes, Content],
+        first_index: dict[bytes, int],
+        keys: list[bytes],
+        spec: ModelSpec,
+        params: EmbedParams,
+        found: dict[bytes, Cached],
+    ) -> None:
+        if self.scheduler is None:
+            where = ", ".join(f"input[{i}]" for i, k in enumerate(keys) if k in missing)
+            raise UpstreamUnavailable(
+                f"cache-only mode and not cached: {where}",
+                code="cache_miss",
+            )
+        dims = params.dims or spec.dims
+        results = await self.scheduler.embed(missing, params, dims)
+        good: dict[bytes, Cached] = {}
+        errors: dict[bytes, GatewayError] = {}
+        for key, outcome in results.items():
+            if isinstance(outcome, GatewayError):
+                errors[key] = outcome
+            elif _valid(outcome, dims):
+                good[key] = Cached(_readonly(outcome), estimate_tokens(missing[key]))
+            else:
+                errors[key] = UpstreamError("the upstream returned an invalid vector")
+        await self.cache.set_many(params.model, good)
+        found.update(good)
+        if errors:
+            raise _combined(errors, keys)
+
+
+def _valid(vector: NDArray[np.float32], dims: int) -> bool:
+    if vector.shape != (dims,) or not np.isfinite(vector).all():
+        return False
+    return bool(np.dot(vector, vector) > 0.0)
+
+
+def _readonly(vector: NDArray[np.float32]) -> NDArray[np.float32]:
+    out = np.ascontiguousarray(vector, dtype=np.float32)
+    out.flags.writeable = False
+    return out
+
+
+def _empty(spec: ModelSpec) -> NDArray[np.float32]:
+    return np.zeros((0, spec.dims), dtype=np.float32)
+
+
+def _combined(errors: dict[bytes, GatewayError], keys: list[bytes]) -> GatewayError:
+    """One error for the request: the first failure, naming every failed input index."""
+    failed = tuple(i for i, key in enumerate(keys) if key in errors)
+    first = errors[keys[failed[0]]]
+    if isinstance(first, UpstreamRejected):
+        where = ", ".join(f"input[{i}]" for i in failed)
+        error = UpstreamRejected(f"{first.message} (failed: {where})", failed=failed)
+        error.param = f"input[{failed[0]}]"
+        return error
+    return first

@@ -1,0 +1,43 @@
+"""The HTTP server `gateway serve` starts: granian running create_app in each worker."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+from litestar import Litestar
+
+from gateway.config import Settings
+
+SETTINGS_ENV = "GATEWAY__SETTINGS"
+
+
+def asgi_app() -> Litestar:
+    """Factory granian calls in each worker: rebuild the app from the settings the CLI decoded."""
+    from gateway.app import create_app
+    from gateway.logs import configure_logging
+
+    raw = os.environ.get(SETTINGS_ENV)
+    settings = msgspec.json.decode(raw, type=Settings) if raw else Settings()
+    configure_logging(settings.log)
+    return create_app(settings)
+
+
+def serve(settings: Settings) -> None:
+    """Run the gateway until SIGINT/SIGTERM; in-flight requests finish before workers exit."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+    Granian(
+        target="gateway.server:asgi_app",
+        factory=True,
+        address=settings.server.host,
+        port=settings.server.port,
+        interface=Interfaces.ASGI,
+        workers=settings.server.workers,
+        loop=Loops.auto,
+        log_enabled=True,
+        log_access=False,
+        workers_kill_timeout=30,
+    ).serve()
