@@ -1,0 +1,55 @@
+"""Vector rows as JSON arrays or base64 strings for HTTP responses.
+
+Float rows are written by orjson straight from the float32 buffer (OPT_SERIALIZE_NUMPY): the
+shortest text that parses back to the same float32 (0.012345679, not 0.012345678918063641), about
+40% less text and 2x faster than msgspec on tolist() (bench/bench_vectors.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from gateway.core.vectors import rows_base64
+
+ENCODING_FORMATS: tuple[str, ...] = ("float", "base64")
+
+_OPT = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _json_ready(codes: NDArray[Any]) -> NDArray[Any]:
+    """codes as a C-contiguous native array orjson writes as intended (floats as float32)."""
+    if codes.ndim != 2:
+        raise ValueError(f"expected a 2-D (n, d) array, got shape {codes.shape}")
+    if codes.dtype.kind == "f":
+        out = np.ascontiguousarray(codes, dtype=np.float32)
+        if not np.isfinite(out).all():  # orjson would write null; JSON has no NaN
+            raise ValueError("non-finite value in vector rows")
+        return out
+    if codes.dtype.kind in "iu":
+        return np.ascontiguousarray(codes, dtype=codes.dtype.newbyteorder("="))
+    raise ValueError(f"cannot write {codes.dtype} rows as JSON numbers")
+
+
+def rows_json(codes: NDArray[Any]) -> list[msgspec.Raw]:
+    """Each row of (n, d) codes as the text of a JSON array, to embed in a msgspec response.
+
+    Float rows give the shortest round-tripping float32 text, integer rows plain integers.
+    """
+    ready = _json_ready(codes)
+    dumps, raw = orjson.dumps, msgspec.Raw
+    return [raw(dumps(row, option=_OPT)) for row in ready]
+
+
+def encode_rows(codes: NDArray[Any], encoding_format: str) -> list[str] | list[msgspec.Raw]:
+    """Rows for the wire: "float" -> JSON arrays (rows_json), "base64" -> rows_base64."""
+    if encoding_format == "float":
+        return rows_json(codes)
+    if encoding_format == "base64":
+        return rows_base64(codes)
+    expected = ", ".join(ENCODING_FORMATS)
+    raise ValueError(f"unknown encoding_format {encoding_format!r}; expected one of {expected}")
