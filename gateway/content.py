@@ -67,25 +67,22 @@ class EmbedParams(msgspec.Struct, frozen=True, gc=False):
 
 def content_key(content: Content, params: EmbedParams) -> bytes:
     """A 32-byte key over the decoded content and the parameters that change the vector."""
-    h = blake3.blake3(KEY_VERSION)
-    for field in (params.namespace, params.model, params.task_type, params.title, params.dims):
-        _feed(h, b"" if field is None else str(field).encode())
+    fields: list[bytes] = [
+        b"" if field is None else str(field).encode()
+        for field in (params.namespace, params.model, params.task_type, params.title, params.dims)
+    ]
     for part in content.parts:
-        _feed(h, part.kind.encode())
-        _feed(h, part.mime_type.encode())
+        fields.append(part.kind.encode())
+        fields.append(part.mime_type.encode())
         if part.kind == "text":
-            _feed(h, part.text.encode("utf-8", "surrogatepass"))
+            fields.append(part.text.encode("utf-8", "surrogatepass"))
         elif part.uri:
-            _feed(h, b"uri:" + part.uri.encode())
+            fields.append(b"uri:" + part.uri.encode())
         else:
-            _feed(h, blake3.blake3(part.data, max_threads=_threads(len(part.data))).digest())
-    return h.digest()
-
-
-def _feed(h: blake3.blake3, value: bytes) -> None:
+            fields.append(blake3.blake3(part.data, max_threads=_threads(len(part.data))).digest())
     # Length-prefixing makes the encoding injective: ("ab","c") never equals ("a","bc").
-    h.update(len(value).to_bytes(8, "little"))
-    h.update(value)
+    framed = b"".join(len(f).to_bytes(8, "little") + f for f in fields)
+    return blake3.blake3(KEY_VERSION + framed).digest()
 
 
 def _threads(size: int) -> int:

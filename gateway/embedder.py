@@ -83,7 +83,10 @@ class Embedder:
         if missing:
             await self._fetch(missing, unique, keys, spec, params, found)
         hits = sum(1 for key in keys if key not in missing)
-        vectors = np.stack([found[key].vector for key in keys]) if keys else _empty(spec)
+        if len(keys) == 1:
+            vectors = found[keys[0]].vector[None, :]
+        else:
+            vectors = np.stack([found[key].vector for key in keys]) if keys else _empty(spec)
         tokens = [found[key].tokens for key in keys]
         return Embedded(vectors, tokens, hits=hits, misses=len(keys) - hits)
 

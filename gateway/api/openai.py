@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from gateway.api.openai_input import parse_input
+from gateway.api.raw_response import RawJSON
 from gateway.api.request_log import request_state
 from gateway.api.vector_json import encode_rows
 from gateway.config import ModelSpec, Settings
@@ -123,7 +124,7 @@ def task_of(req: EmbeddingsRequest) -> str | None:
 
 
 @post(["/v1/embeddings", "/embeddings"], status_code=200, summary="Create embeddings (OpenAI)")
-async def create_embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
     """OpenAI-compatible embeddings with the gateway's multimodal and quantisation extensions."""
     services = services_of(request)
     settings = services.settings
@@ -153,11 +154,8 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
         model=spec.id,
         usage=Usage(tokens, tokens),
     )
-    headers = {
-        "x-cache": result.cache_header,
-        "x-cache-hits": f"{result.hits}/{len(contents)}",
-    }
-    return Response(_encode(body), media_type="application/json", headers=headers)
+    headers = (("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/{len(contents)}"))
+    return RawJSON(_encode(body), headers=headers)
 
 
 class ModelCard(msgspec.Struct):

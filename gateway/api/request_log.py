@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -9,12 +10,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import Message, Scope
 
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _LOG_KEY = "gateway.log"
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 log = structlog.get_logger("gateway.request")
 
 
@@ -45,7 +46,7 @@ def make_before_send(
     static_headers: Mapping[str, str], static_fields: Mapping[str, Any]
 ) -> Callable[[Message, Scope], Awaitable[None]]:
     """A before-send hook: stamp x-request-id (and static headers), log once when the body ends."""
-    static = list(static_headers.items())
+    static = [(k.encode(), v.encode()) for k, v in static_headers.items()]
 
     async def before_send(message: Message, scope: Scope) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -53,10 +54,12 @@ def make_before_send(
         if message["type"] == "http.response.start":
             state = request_state(scope)
             state["status"] = message["status"]
-            headers = MutableScopeHeaders.from_message(message)
-            headers["x-request-id"] = request_id(scope)
-            for name, value in static:
-                headers[name] = value
+            # Appending raw pairs costs a fraction of MutableScopeHeaders on the hot path.
+            message["headers"] = [
+                *message.get("headers", ()),
+                (b"x-request-id", request_id(scope).encode()),
+                *static,
+            ]
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             _log_line(scope, static_fields)
 
@@ -69,10 +72,12 @@ def _log_line(scope: Scope, static_fields: Mapping[str, Any]) -> None:
         return
     state["logged"] = True
     status = int(state.get("status", 0))
+    level = "error" if status >= 500 else "warning" if status >= 400 else "info"
+    if not log.is_enabled_for(_LEVELS[level]):
+        return
     fields = {k: v for k, v in state.items() if k not in ("t0", "logged", "status")}
     fields.update(static_fields)
     fields["request_id"] = request_id(scope)
     fields["total_ms"] = round((time.perf_counter() - state["t0"]) * 1000, 3)
     route = scope.get("path", "")
-    level = "error" if status >= 500 else "warning" if status >= 400 else "info"
     getattr(log, level)("request", method=scope.get("method"), route=route, status=status, **fields)
