@@ -92,6 +92,15 @@ class ModelSpec(_Section, frozen=True):
     max_video_seconds: float = 120.0
     max_audios: int = 1
     max_audio_seconds: float = 80.0
+    media_types: tuple[str, ...] = (
+        "image/png",
+        "image/jpeg",
+        "audio/wav",
+        "audio/mp3",
+        "video/mp4",
+        "video/mov",
+        "application/pdf",
+    )
 
     @property
     def upstream_id(self) -> str:
