@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from numpy.typing import NDArray
 
 from gateway.config import CacheSettings
 from gateway.errors import GatewayError
+
+# size_limit_bytes = 0 means unbounded; diskcache needs a number, so "as good as infinite".
+_UNBOUNDED = 2**62
 
 
 class CacheError(GatewayError):
@@ -43,12 +47,19 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Record).decode
 
 
-def _to_cached(raw: object) -> Cached | None:
+def decode_record(raw: object) -> Record | None:
+    """The Record stored as `raw`, or None when it is not one (foreign or damaged)."""
     if not isinstance(raw, bytes):
         return None
     try:
-        record = _decode(raw)
+        return _decode(raw)
     except msgspec.DecodeError:
+        return None
+
+
+def _to_cached(raw: object) -> Cached | None:
+    record = decode_record(raw)
+    if record is None:
         return None
     vector = np.frombuffer(record.vector, dtype="<f4")
     if vector.shape != (record.dims,):
@@ -93,19 +104,28 @@ class HotTier:
 
 
 class VectorCache:
-    """Content key -> full vector; disk I/O in worker threads, one write transaction per batch."""
+    """Content key -> full vector; disk I/O in worker threads, one write transaction per batch.
+
+    The size bound is enforced after every committed batch (diskcache's per-set culling is off),
+    so the cache is at most `size_limit_bytes` between batches and evictions are counted exactly.
+    """
 
     def __init__(self, settings: CacheSettings) -> None:
         self.settings = settings
         Path(settings.dir).mkdir(parents=True, exist_ok=True)
+        self.size_limit = settings.size_limit_bytes if settings.size_limit_bytes > 0 else _UNBOUNDED
         self._disk = diskcache.Cache(
             settings.dir,
-            size_limit=settings.size_limit_bytes,
+            size_limit=self.size_limit,
             eviction_policy=settings.eviction_policy,
+            cull_limit=0,
             statistics=False,
         )
         self.hot = HotTier(settings.memory_bytes)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cache")
+        self._cull_lock = threading.Lock()
+        self.evictions = 0
+        self.entries_written = 0
 
     @property
     def directory(self) -> str:
@@ -155,14 +175,74 @@ class VectorCache:
 
     def _write(self, model: str, items: dict[bytes, Cached]) -> None:
         now = time.time()
+        records = {}
+        for key, item in items.items():
+            vec = np.ascontiguousarray(item.vector, dtype="<f4")
+            records[key] = Record(model, vec.shape[0], now, item.tokens, vec.tobytes())
+        self.put_records(records)
+
+    def put_records(self, records: Mapping[bytes, Record], *, overwrite: bool = True) -> int:
+        """Write records in one transaction (all or none), then hold the size bound; sync."""
+        written = 0
         try:
             with self._disk.transact():
-                for key, item in items.items():
-                    vec = np.ascontiguousarray(item.vector, dtype="<f4")
-                    record = Record(model, vec.shape[0], now, item.tokens, vec.tobytes())
+                for key, record in records.items():
+                    if not overwrite and key in self._disk:
+                        continue
                     self._disk.set(key, _encode(record))
+                    written += 1
         except diskcache.Timeout as exc:
             raise CacheError("the cache is busy; the vectors were not stored") from exc
+        self.entries_written += written
+        self.enforce_bound()
+        return written
+
+    def enforce_bound(self) -> int:
+        """Evict by the configured policy until the cache fits its size limit; the count."""
+        if self._disk.volume() <= self.size_limit or not self._cull_lock.acquire(blocking=False):
+            return 0
+        try:
+            removed = int(self._disk.cull(retry=True))
+            self.evictions += removed
+        finally:
+            self._cull_lock.release()
+        return removed
+
+    def evict_to(self, target_bytes: int) -> int:
+        """Evict by the configured policy until the cache holds at most `target_bytes`."""
+        with self._cull_lock:
+            self._disk.reset("size_limit", target_bytes)
+            try:
+                removed = int(self._disk.cull(retry=True))
+            finally:
+                self._disk.reset("size_limit", self.size_limit)
+            self.evictions += removed
+        self.hot.clear()
+        return removed
+
+    def iter_records(self) -> Iterator[tuple[bytes, Record | None]]:
+        """Every stored key and its Record (None when damaged), in storage order; sync."""
+        for key in self._disk:
+            if isinstance(key, bytes):
+                yield key, decode_record(self._disk.get(key))
+
+    def delete(self, keys: Iterable[bytes]) -> int:
+        """Remove keys from disk and memory in one transaction; how many were there."""
+        removed = 0
+        with self._disk.transact():
+            for key in keys:
+                removed += bool(self._disk.delete(key, retry=True))
+                self.hot.discard(key)
+        return removed
+
+    def integrity(self, *, fix: bool = False) -> list[str]:
+        """SQLite and file-store consistency problems diskcache finds (fixed when `fix`)."""
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self._disk.check(fix=fix, retry=True)
+        return [str(w.message) for w in caught]
 
     def check(self) -> bool:
         """True when the cache answers a read."""
@@ -173,10 +253,12 @@ class VectorCache:
         return True
 
     def stats(self) -> dict[str, int]:
-        """Entries and bytes on disk, entries in memory."""
+        """Entries and bytes on disk, the bound, evictions so far, entries in memory."""
         return {
             "entries": len(self._disk),
             "disk_bytes": int(self._disk.volume()),
+            "size_limit_bytes": self.settings.size_limit_bytes,
+            "evictions": self.evictions,
             "memory_entries": len(self.hot),
         }
 

@@ -13,6 +13,7 @@ import msgspec
 from gateway.errors import ConfigError
 
 UpstreamMode = Literal["online", "cache-only"]
+EvictionPolicy = Literal["least-recently-stored", "least-recently-used", "least-frequently-used"]
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -26,6 +27,9 @@ class ServerSettings(_Section, frozen=True):
     max_body_bytes: int = 64 * 1024 * 1024
     max_inputs: int = 2048
     request_timeout_s: float = 120.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    shutdown_timeout_s: int = 25
     metrics_require_key: bool = False
 
 
@@ -51,7 +55,7 @@ class UpstreamSettings(_Section, frozen=True):
 class CacheSettings(_Section, frozen=True):
     dir: str = ".gateway-cache"
     size_limit_bytes: int = 10 * 1024**3
-    eviction_policy: str = "least-recently-stored"
+    eviction_policy: EvictionPolicy = "least-recently-stored"
     memory_bytes: int = 64 * 1024 * 1024
 
 
@@ -67,6 +71,16 @@ class MediaSettings(_Section, frozen=True):
     remote_timeout_s: float = 10.0
     max_part_bytes: int = 20 * 1024 * 1024
     max_request_bytes: int = 48 * 1024 * 1024
+
+
+class PricingSettings(_Section, frozen=True):
+    """US dollars per 1M input tokens by modality, for the `dollars saved` metric."""
+
+    text: float = 0.20
+    image: float = 0.45
+    pdf: float = 0.45
+    audio: float = 6.50
+    video: float = 12.00
 
 
 class LogSettings(_Section, frozen=True):
@@ -131,6 +145,7 @@ class Settings(_Section, frozen=True):
     embeddings: EmbeddingSettings = EmbeddingSettings()
     media: MediaSettings = MediaSettings()
     log: LogSettings = LogSettings()
+    pricing: PricingSettings = PricingSettings()
     models: tuple[ModelSpec, ...] = DEFAULT_MODELS
 
     def model(self, name: str) -> ModelSpec | None:
