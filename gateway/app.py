@@ -12,7 +12,7 @@ import structlog
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from gateway.api import openai, ops
+from gateway.api import gemini, openai, ops
 from gateway.api.error_bodies import error_response
 from gateway.api.request_log import make_before_send
 from gateway.cache import VectorCache
@@ -88,7 +88,7 @@ def create_app(
     static_headers = {"x-gateway-upstream": "fake"} if fake else {}
     static_fields: dict[str, Any] = {"upstream": "fake"} if fake else {}
     return Litestar(
-        route_handlers=[*openai.ROUTES, *ops.ROUTES],
+        route_handlers=[*openai.ROUTES, *gemini.ROUTES, *ops.ROUTES],
         state=_state(services),
         lifespan=[lifespan],
         exception_handlers={Exception: error_response},
