@@ -26,10 +26,7 @@ def _json_ready(codes: NDArray[Any]) -> NDArray[Any]:
     if codes.ndim != 2:
         raise ValueError(f"expected a 2-D (n, d) array, got shape {codes.shape}")
     if codes.dtype.kind == "f":
-        out = np.ascontiguousarray(codes, dtype=np.float32)
-        if not np.isfinite(out).all():  # orjson would write null; JSON has no NaN
-            raise ValueError("non-finite value in vector rows")
-        return out
+        return np.ascontiguousarray(codes, dtype=np.float32)
     if codes.dtype.kind in "iu":
         return np.ascontiguousarray(codes, dtype=codes.dtype.newbyteorder("="))
     raise ValueError(f"cannot write {codes.dtype} rows as JSON numbers")
@@ -39,10 +36,16 @@ def rows_json(codes: NDArray[Any]) -> list[msgspec.Raw]:
     """Each row of (n, d) codes as the text of a JSON array, to embed in a msgspec response.
 
     Float rows give the shortest round-tripping float32 text, integer rows plain integers.
+    ValueError on NaN or inf, which JSON cannot carry.
     """
     ready = _json_ready(codes)
     dumps, raw = orjson.dumps, msgspec.Raw
-    return [raw(dumps(row, option=_OPT)) for row in ready]
+    texts = [dumps(row, option=_OPT) for row in ready]
+    # orjson writes NaN and inf as null, the only 'n' a number array can hold. Scanning its text
+    # (memchr) measured under 1 us a row; np.isfinite before orjson measured 2-4 us.
+    if ready.dtype.kind == "f" and any(b"n" in text for text in texts):
+        raise ValueError("non-finite value in vector rows")
+    return [raw(text) for text in texts]
 
 
 def encode_rows(codes: NDArray[Any], encoding_format: str) -> list[str] | list[msgspec.Raw]:

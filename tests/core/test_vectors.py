@@ -76,8 +76,11 @@ def test_readme_worked_example() -> None:
     ]
     assert derive(README_X, 10, "ubinary").tolist() == [[149, 64]]
     assert derive(README_X, 10, "binary").tolist() == [[21, -64]]
+    assert rows_base64(y) == ["tOOWPbTjlr4AAAAAMS0dP6gJML6PVeI+my/JvI9VYj6Ce/u+gnv7PQ=="]
     assert rows_base64(derive(README_X, 10, "int8")) == ["D8MAf9xb+y6aGQ=="]
+    assert rows_base64(derive(README_X, 10, "uint8")) == ["j0OA/1zbe64amQ=="]
     assert rows_base64(derive(README_X, 10, "ubinary")) == ["lUA="]
+    assert rows_base64(derive(README_X, 10, "binary")) == ["FcA="]
 
 
 def test_dims_not_a_multiple_of_8_zero_pads_the_last_byte() -> None:
@@ -183,7 +186,8 @@ def test_a_batch_larger_than_a_work_block_matches_its_rows() -> None:
         assert np.array_equal(
             whole[::37], np.concatenate([derive(r[None], 3072, dtype) for r in x[::37]])
         )
-        assert np.array_equal(whole, quantize(mrl_truncate(x, 3072), dtype))
+        view = mrl_truncate(x, 3072) if dtype == "float" else quantize(x, dtype)
+        assert np.array_equal(whole, view)
 
 
 def test_normalize_false_is_a_plain_prefix_copy() -> None:
@@ -306,14 +310,19 @@ def test_views_of_a_batch_equal_views_of_each_row(shape: tuple[int, int, int], s
     if dims > 1:
         x[:, seed % dims] = 0.0  # an exact zero in every row
     y = mrl_truncate(x, dims)
+    prefix = np.ascontiguousarray(x[:, :dims])
     for dtype in DTYPES:
         whole = derive(x, dims, dtype)
         width = dims if dtype in ("float", "int8", "uint8") else (dims + 7) // 8
-        assert whole.shape == (n, width)
+        assert whole.shape == (n, width) and whole.flags.c_contiguous
         if n:
             rows = np.concatenate([derive(x[i : i + 1], dims, dtype) for i in range(n)])
             assert rows.tobytes() == whole.tobytes(), dtype
-        assert quantize(y, dtype).tobytes() == whole.tobytes(), dtype
+        view = y if dtype == "float" else quantize(prefix, dtype)
+        assert view.tobytes() == whole.tobytes(), dtype
+        # codes are scale-invariant: quantising the normalised view moves a code by one at most
+        from_view = quantize(y, dtype).astype(np.int16) - whole.astype(np.int16)
+        assert np.abs(from_view).max(initial=0) <= (0 if dtype.endswith("binary") else 1)
 
 
 @PROPS
