@@ -84,3 +84,13 @@ def pdf(pages: int) -> bytes:
 def data_uri(data: bytes, mime: str) -> str:
     """`data:<mime>;base64,<standard padded base64>`."""
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def noise_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A PNG of random pixels, which does not compress: about width * height * 3 bytes."""
+    import numpy as np
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, format="PNG")
+    return out.getvalue()

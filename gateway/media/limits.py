@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gateway.config import ModelSpec
 from gateway.content import Content, Part
 from gateway.errors import InvalidRequest, UnsupportedMedia
+from gateway.tokens import count_text_tokens
 
 _NAMES = {"image": "images", "audio": "audio parts", "video": "videos", "pdf": "PDFs"}
 _ONE = {"image": "image", "audio": "audio part", "video": "video", "pdf": "PDF"}
@@ -19,25 +20,19 @@ def check_limits(
     *,
     param: str,
     part_params: Sequence[str] | None = None,
+    known_tokens: Mapping[int, int] | None = None,
 ) -> None:
     """Raise a 400 naming the first part over one of `spec`'s per-Content limits.
 
     `part_params[i]` names part i in errors; without it parts are `{param}.parts[i]`.
+    `known_tokens[i]` is the token count of text part i when the client sent token ids.
     """
     where = list(part_params) if part_params is not None else []
     where += [f"{param}.parts[{i}]" for i in range(len(where), len(content.parts))]
+    _check_text(content, spec, param, where, known_tokens or {})
     counts = dict.fromkeys(_NAMES, 0)
-    tokens = 0
     for part, at in zip(content.parts, where, strict=True):
         if part.kind == "text":
-            tokens += _text_tokens(part.text)
-            if tokens > spec.max_tokens:
-                raise InvalidRequest(
-                    f"`{param}` has about {tokens:,} tokens of text; {spec.id} takes at most "
-                    f"{spec.max_tokens:,} per input (estimated as UTF-8 bytes / 4)",
-                    param=at,
-                    code="context_length_exceeded",
-                )
             continue
         _check_type(part, spec, at)
         counts[part.kind] += 1
@@ -49,6 +44,31 @@ def check_limits(
                 param=at,
             )
         _check_length(part, spec, at)
+
+
+def _check_text(
+    content: Content, spec: ModelSpec, param: str, where: list[str], known: Mapping[int, int]
+) -> None:
+    """Text tokens, counted with cl100k_base; texts too short to matter are not tokenised."""
+    texts = [(i, p.text) for i, p in enumerate(content.parts) if p.kind == "text"]
+    # A character is at most 4 UTF-8 bytes and a token at least one byte.
+    if sum(len(t) for _, t in texts) * 4 <= spec.max_tokens:
+        return
+    if sum(len(t.encode("utf-8", "surrogatepass")) for _, t in texts) <= spec.max_tokens:
+        return
+    total = 0
+    for index, text in texts:
+        if index in known:
+            total += known[index]
+        else:
+            total += count_text_tokens(text, stop_above=spec.max_tokens - total)
+        if total > spec.max_tokens:
+            raise InvalidRequest(
+                f"`{param}` has {'at least ' if index not in known else ''}{total:,} tokens of "
+                f"text (cl100k_base); {spec.id} takes at most {spec.max_tokens:,} per input",
+                param=where[index],
+                code="context_length_exceeded",
+            )
 
 
 def _check_type(part: Part, spec: ModelSpec, at: str) -> None:
@@ -86,8 +106,3 @@ def _check_length(part: Part, spec: ModelSpec, at: str) -> None:
             f"`{at}` is {part.kind} of {part.seconds:.1f} s; {spec.id} takes at most {limit:g} s",
             param=at,
         )
-
-
-def _text_tokens(text: str) -> int:
-    """The same estimate as content.estimate_tokens: UTF-8 bytes / 4, rounded up."""
-    return max(1, math.ceil(len(text.encode("utf-8", "surrogatepass")) / 4))
