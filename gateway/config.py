@@ -83,6 +83,18 @@ class PricingSettings(_Section, frozen=True):
     video: float = 12.00
 
 
+class CollectionSettings(_Section, frozen=True):
+    dir: str = ""
+    exact_threshold: int = 10_000
+    connectivity: int = 16
+    expansion_add: int = 128
+    expansion_search: int = 256
+    rescore_multiple: int = 4
+    rescore_multiple_b1: int = 32
+    compact_removed_share: float = 0.25
+    autosave_s: float = 30.0
+
+
 class LogSettings(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -144,6 +156,7 @@ class Settings(_Section, frozen=True):
     cache: CacheSettings = CacheSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
     media: MediaSettings = MediaSettings()
+    collections: CollectionSettings = CollectionSettings()
     log: LogSettings = LogSettings()
     pricing: PricingSettings = PricingSettings()
     models: tuple[ModelSpec, ...] = DEFAULT_MODELS
