@@ -13,11 +13,15 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 from gateway.api import gemini, openai, ops
+from gateway.api.auth import ClientAuth
 from gateway.api.error_bodies import error_response
+from gateway.api.limits import body_deadline
 from gateway.api.request_log import make_before_send
 from gateway.cache import VectorCache
 from gateway.config import Secrets, Settings, load_secrets
 from gateway.embedder import Embedder
+from gateway.metrics import ROUTES as METRICS_ROUTES
+from gateway.metrics import GatewayMetrics
 from gateway.scheduler import Scheduler
 from gateway.services import Services
 from gateway.upstream.gemini import GeminiUpstream, Upstream
@@ -69,6 +73,10 @@ def create_app(
         upstream=upstream,
         fake_upstream=fake,
     )
+    metrics = GatewayMetrics(settings.pricing, cache, scheduler)
+    services.embedder.observer = metrics
+    services.extras["metrics"] = metrics
+    auth = ClientAuth(secrets.client_keys, metrics_require_key=settings.server.metrics_require_key)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -88,11 +96,13 @@ def create_app(
     static_headers = {"x-gateway-upstream": "fake"} if fake else {}
     static_fields: dict[str, Any] = {"upstream": "fake"} if fake else {}
     return Litestar(
-        route_handlers=[*openai.ROUTES, *gemini.ROUTES, *ops.ROUTES],
+        route_handlers=[*openai.ROUTES, *gemini.ROUTES, *ops.ROUTES, *METRICS_ROUTES],
         state=_state(services),
         lifespan=[lifespan],
         exception_handlers={Exception: error_response},
-        before_send=[make_before_send(static_headers, static_fields)],
+        before_send=[make_before_send(static_headers, static_fields), metrics.before_send],
+        guards=[auth],
+        middleware=[metrics.middleware, body_deadline(settings.server.body_timeout_s)],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Gemini embedding gateway", version="0.1.0"),
         logging_config=None,

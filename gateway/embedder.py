@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import msgspec
 import numpy as np
@@ -35,6 +37,20 @@ class Embedded(msgspec.Struct, frozen=True, gc=False):
         return "MISS" if self.hits == 0 else "PARTIAL"
 
 
+class EmbedObserver(Protocol):
+    """Sees every lookup's hits and misses, and how long misses waited (metrics, log fields)."""
+
+    def looked_up(
+        self,
+        spec: ModelSpec,
+        contents: Sequence[Content],
+        keys: Sequence[bytes],
+        found: Mapping[bytes, Cached],
+    ) -> None: ...
+
+    def fetched(self, seconds: float) -> None: ...
+
+
 class Embedder:
     """Serves every input from the cache when it can and sends only unique misses upstream."""
 
@@ -45,6 +61,7 @@ class Embedder:
         self.cache = cache
         self.scheduler = scheduler
         self.namespace = namespace
+        self.observer: EmbedObserver | None = None
 
     @property
     def online(self) -> bool:
@@ -80,8 +97,16 @@ class Embedder:
         if len(found) < len(unique):
             found = await self.cache.get_many(unique)
         missing = {k: contents[i] for k, i in unique.items() if k not in found}
+        observer = self.observer
+        if observer is not None:
+            observer.looked_up(spec, contents, keys, found)
         if missing:
-            await self._fetch(missing, unique, keys, spec, params, found)
+            started = time.perf_counter()
+            try:
+                await self._fetch(missing, unique, keys, spec, params, found)
+            finally:
+                if observer is not None:
+                    observer.fetched(time.perf_counter() - started)
         hits = sum(1 for key in keys if key not in missing)
         if len(keys) == 1:
             vectors = found[keys[0]].vector[None, :]

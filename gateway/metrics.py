@@ -1,0 +1,273 @@
+"""Prometheus metrics: one registry per app; request and cache counters fed by hooks, cache and
+scheduler figures read at scrape time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest as _render
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway.api.request_log import request_state
+from gateway.cache import Cached, VectorCache
+from gateway.config import ModelSpec, PricingSettings
+from gateway.content import Content, estimate_tokens
+
+_STATE: ContextVar[dict[str, Any] | None] = ContextVar("gateway_request_state", default=None)
+_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_UPSTREAM = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_INPUTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+_BATCH = (1, 2, 5, 10, 25, 50, 75, 100)
+_BREAKER_STATES = ("closed", "open", "half-open")
+_DONE = "gateway.metered"
+
+
+class GatewayMetrics:
+    """The app's metrics; also the embedder's observer and a before-send hook."""
+
+    def __init__(
+        self, pricing: PricingSettings, cache: VectorCache, scheduler: object | None
+    ) -> None:
+        self.pricing = pricing
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
+        )
+        self.duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from the request's arrival to its last response byte",
+            ["route"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.inputs = Histogram(
+            "gateway_request_inputs",
+            "Embeddings asked for per request",
+            buckets=_INPUTS,
+            registry=r,
+        )
+        self.lookups = Counter(
+            "gateway_cache_lookups",
+            "Inputs looked up in the cache, by result (hit|miss)",
+            ["model", "modality", "result"],
+            registry=r,
+        )
+        self.saved_tokens = Counter(
+            "gateway_saved_tokens",
+            "Tokens served from the cache instead of being bought upstream",
+            ["model", "modality"],
+            registry=r,
+        )
+        self.saved_dollars = Counter(
+            "gateway_saved_dollars",
+            "US dollars not spent upstream thanks to cache hits, at the [pricing] table",
+            ["model", "modality"],
+            registry=r,
+        )
+        self.upstream_wait = Histogram(
+            "gateway_upstream_wait_seconds",
+            "Time a request with misses waited for the upstream",
+            buckets=_UPSTREAM,
+            registry=r,
+        )
+        self.upstream_calls = Histogram(
+            "gateway_upstream_call_duration_seconds",
+            "Duration of each upstream call, by outcome (ok or the error class)",
+            ["outcome"],
+            buckets=_UPSTREAM,
+            registry=r,
+        )
+        r.register(_ScrapeCollector(cache, scheduler))
+        self.scheduler = scheduler
+        counters = getattr(scheduler, "counters", None)
+        if counters is not None and hasattr(counters, "observer"):
+            counters.observer = self.upstream_call
+
+    def upstream_call(self, items: int, seconds: float, outcome: str) -> None:
+        """The scheduler's per-call observer."""
+        self.upstream_calls.labels(outcome).observe(seconds)
+
+    def looked_up(
+        self,
+        spec: ModelSpec,
+        contents: Sequence[Content],
+        keys: Sequence[bytes],
+        found: Mapping[bytes, Cached],
+    ) -> None:
+        """Count each input's hit or miss; a hit saves its tokens at its modality's price."""
+        results: Tally[tuple[str, str]] = Tally()
+        saved: Tally[str] = Tally()
+        dollars: dict[str, float] = {}
+        for content, key in zip(contents, keys, strict=True):
+            modality = content.modality
+            hit = found.get(key)
+            results[(modality, "miss" if hit is None else "hit")] += 1
+            if hit is not None:
+                saved[modality] += hit.tokens
+                price = self._price(content, modality, hit.tokens)
+                dollars[modality] = dollars.get(modality, 0.0) + price
+        state = _STATE.get()
+        if state is not None:
+            state.setdefault("upstream_ms", 0.0)
+            state["coalesced"] = state.get("coalesced", 0) + self._in_flight(keys, found)
+        for (modality, result), n in results.items():
+            self.lookups.labels(spec.id, modality, result).inc(n)
+        for modality, tokens in saved.items():
+            self.saved_tokens.labels(spec.id, modality).inc(tokens)
+            self.saved_dollars.labels(spec.id, modality).inc(dollars[modality])
+
+    def _in_flight(self, keys: Sequence[bytes], found: Mapping[bytes, Cached]) -> int:
+        """Misses that will join a fetch already in flight. Exact: the embedder calls the
+        scheduler right after this without awaiting in between."""
+        inflight: Mapping[bytes, object] = getattr(self.scheduler, "_inflight", None) or {}
+        if not inflight:
+            return 0
+        return sum(1 for key in set(keys) if key not in found and key in inflight)
+
+    def _price(self, content: Content, modality: str, tokens: int) -> float:
+        if modality != "mixed":
+            return tokens * float(getattr(self.pricing, modality, 0.0)) / 1e6
+        return sum(
+            estimate_tokens(Content(parts=(part,)))
+            * float(getattr(self.pricing, part.kind, 0.0))
+            / 1e6
+            for part in content.parts
+        )
+
+    def fetched(self, seconds: float) -> None:
+        """A request's misses came back (or failed) after `seconds`; goes on its log line."""
+        self.upstream_wait.observe(seconds)
+        state = _STATE.get()
+        if state is not None:
+            state["upstream_ms"] = round(state.get("upstream_ms", 0.0) + seconds * 1000, 3)
+
+    async def before_send(self, message: Message, scope: Scope) -> None:
+        """Count the request and its latency when its last body chunk leaves."""
+        if scope["type"] != ScopeType.HTTP:
+            return
+        if message["type"] == "http.response.start":
+            scope[_DONE] = message["status"]  # type: ignore[literal-required]
+            return
+        if message["type"] != "http.response.body" or message.get("more_body", False):
+            return
+        status = scope.get(_DONE)
+        if not isinstance(status, int):
+            return
+        scope[_DONE] = None  # type: ignore[literal-required]
+        state = request_state(scope)
+        route = scope.get("path_template") or "unmatched"
+        self.requests.labels(route, scope.get("method", ""), str(status)).inc()
+        self.duration.labels(route).observe(time.perf_counter() - state["t0"])
+        inputs = state.get("inputs")
+        if isinstance(inputs, int) and inputs > 0:
+            self.inputs.observe(inputs)
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """Make the request's log fields reachable from the embedder's observer calls."""
+
+        async def bind_state(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == ScopeType.HTTP:
+                _STATE.set(request_state(scope))
+            await app(scope, receive, send)
+
+        return bind_state
+
+
+class _ScrapeCollector(Collector):
+    """Cache and scheduler figures, read when Prometheus scrapes (they are plain attributes)."""
+
+    def __init__(self, cache: VectorCache, scheduler: object | None) -> None:
+        self.cache = cache
+        self.scheduler = scheduler
+
+    def collect(self) -> Iterable[Any]:
+        stats = self.cache.stats()
+        yield GaugeMetricFamily("gateway_cache_entries", "Vectors on disk", stats["entries"])
+        yield GaugeMetricFamily("gateway_cache_bytes", "Bytes on disk", stats["disk_bytes"])
+        yield GaugeMetricFamily(
+            "gateway_cache_size_limit_bytes", "The bound (0 = none)", stats["size_limit_bytes"]
+        )
+        yield GaugeMetricFamily(
+            "gateway_cache_memory_entries", "Vectors in the memory tier", stats["memory_entries"]
+        )
+        yield CounterMetricFamily(
+            "gateway_cache_evictions", "Vectors evicted to hold the bound", stats["evictions"]
+        )
+        yield from self._scheduler()
+
+    def _scheduler(self) -> Iterable[Any]:
+        counters = getattr(self.scheduler, "counters", None)
+
+        def total(name: str, doc: str, attr: str) -> CounterMetricFamily:
+            value = getattr(counters, attr, None)
+            if value is None:  # the scheduler keeps some of them on itself
+                value = getattr(self.scheduler, attr, 0)
+            return CounterMetricFamily(name, doc, float(value or 0))
+
+        yield total("gateway_upstream_calls", "Upstream HTTP calls, retries included", "calls")
+        yield total("gateway_upstream_items", "Items sent upstream", "items")
+        yield total("gateway_upstream_tokens", "Estimated tokens sent upstream", "tokens")
+        yield total("gateway_upstream_seconds", "Time spent in upstream calls", "call_seconds")
+        yield total("gateway_upstream_retries", "Attempts after a transient failure", "retries")
+        yield total("gateway_upstream_bisect_calls", "Calls isolating bad items", "bisect_calls")
+        yield total("gateway_coalesced", "Misses that joined one already in flight", "coalesced")
+        yield total(
+            "gateway_upstream_fast_failures", "Misses refused by the breaker", "fast_failures"
+        )
+        errors = CounterMetricFamily(
+            "gateway_upstream_errors", "Failed upstream calls by error class", labels=["error"]
+        )
+        for name, n in dict(getattr(counters, "errors", None) or {}).items():
+            errors.add_metric([str(name)], float(n))
+        yield errors
+        sizes = getattr(counters, "batch_sizes", None)
+        if sizes is not None:
+            yield _histogram(
+                "gateway_upstream_batch_size", "Items per batch formed", dict(sizes), _BATCH
+            )
+        breaker = getattr(self.scheduler, "breaker", None)
+        state = str(getattr(breaker, "state", "closed"))
+        gauge = GaugeMetricFamily(
+            "gateway_upstream_breaker_state", "1 for the breaker's current state", labels=["state"]
+        )
+        for name in _BREAKER_STATES:
+            gauge.add_metric([name], 1.0 if name == state else 0.0)
+        yield gauge
+        yield CounterMetricFamily(
+            "gateway_upstream_breaker_opened",
+            "Times the circuit breaker opened",
+            float(getattr(breaker, "opened", 0) or 0),
+        )
+
+
+def _histogram(
+    name: str, doc: str, counts: Mapping[int, int], bounds: Sequence[int]
+) -> HistogramMetricFamily:
+    buckets = [(str(float(b)), float(sum(n for v, n in counts.items() if v <= b))) for b in bounds]
+    buckets.append(("+Inf", float(sum(counts.values()))))
+    return HistogramMetricFamily(
+        name, doc, buckets=buckets, sum_value=float(sum(v * n for v, n in counts.items()))
+    )
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text exposition of this app's registry."""
+    metrics: GatewayMetrics = request.app.state["services"].extras["metrics"]
+    body = await asyncio.to_thread(_render, metrics.registry)
+    # litestar appends the charset itself.
+    return Response(body, media_type=CONTENT_TYPE_LATEST.split("; charset")[0])
+
+
+ROUTES = [metrics_route]
