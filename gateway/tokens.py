@@ -11,6 +11,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.errors import InvalidRequest
@@ -97,3 +98,21 @@ def count_text_tokens(text: str, *, stop_above: int) -> int:
 
 
 _SLICE_CHARS = 32 * 1024
+
+
+# Where tiktoken itself downloads cl100k_base from; it caches under sha1(url) in TIKTOKEN_CACHE_DIR.
+_TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+
+
+def install_tiktoken_cache(directory: str | Path) -> Path:
+    """Put the vendored file where tiktoken looks (TIKTOKEN_CACHE_DIR), for offline clients.
+
+    LangChain's OpenAIEmbeddings tokenises with tiktoken before it calls the gateway; with
+    TIKTOKEN_CACHE_DIR pointing at `directory`, it finds cl100k_base there instead of downloading.
+    """
+    target = (
+        Path(directory) / hashlib.sha1(_TIKTOKEN_URL.encode(), usedforsecurity=False).hexdigest()
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(resources.files("gateway").joinpath("data", BPE_FILE).read_bytes())
+    return target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -419,3 +420,26 @@ async def test_media_parts_keep_fake_vectors_distinct_by_bytes(gateway: Gateway)
     assert not np.allclose(vector(a), vector(b))
     want = unit(gateway.fake.vector_for_parts([FakePart.from_bytes(PNG, "image/png")]))
     assert np.allclose(vector(a), want, atol=1e-6)
+
+
+async def test_big_media_is_decoded_off_the_event_loop(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.api import openai_input
+
+    on_loop: list[bool] = []
+    real_build = openai_input._build
+
+    def build(*args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:  # a worker thread has no running loop
+            on_loop.append(False)
+        return real_build(*args)
+
+    monkeypatch.setattr(openai_input, "_build", build)
+    await embed_ok(gateway, ["small text"])
+    await embed_ok(gateway, [image(media.data_uri(media.noise_png(300, 300), "image/png"))])
+    # Small requests stay on the loop (no thread hop); a 270 KB image is decoded in a worker.
+    assert on_loop == [True, False]

@@ -112,13 +112,20 @@ def _walk_frames(data: bytes, pos: int) -> float:
 
 def mp4_seconds(data: bytes) -> float:
     """Seconds of an MP4/MOV from `moov/mvhd` (or `mvex/mehd` for fragmented files)."""
-    moov = _child(data, 0, len(data), b"moov", top_level=True)
+    moov = None
+    pos = 0
+    # Walk every top-level box, so a file cut short anywhere is caught, not only before `moov`.
+    while (box := _child(data, pos, len(data), None, top_level=True)) is not None:
+        kind, start, end = box
+        if kind == b"moov" and moov is None:
+            moov = (start, end)
+        pos = end
     if moov is None:
         raise ValueError("no `moov` box: the file is truncated or not a complete MP4/MOV")
     mvhd = _child(data, *moov, b"mvhd")
     if mvhd is None:
         raise ValueError("no `mvhd` box inside `moov`")
-    start, end = mvhd
+    _, start, end = mvhd
     version = data[start] if start < end else -1
     if version == 1 and end - start >= 32:
         timescale, duration = struct.unpack_from(">IQ", data, start + 20)
@@ -135,18 +142,18 @@ def mp4_seconds(data: bytes) -> float:
 
 def _fragment_duration(data: bytes, moov: tuple[int, int]) -> int:
     mvex = _child(data, *moov, b"mvex")
-    mehd = _child(data, *mvex, b"mehd") if mvex else None
+    mehd = _child(data, mvex[1], mvex[2], b"mehd") if mvex else None
     if mehd is None:
         return 0
-    start, _ = mehd
+    start = mehd[1]
     fmt = ">Q" if data[start] == 1 else ">I"
     return int(struct.unpack_from(fmt, data, start + 4)[0])
 
 
 def _child(
-    data: bytes, start: int, end: int, name: bytes, *, top_level: bool = False
-) -> tuple[int, int] | None:
-    """(body start, body end) of the first box `name` between start and end."""
+    data: bytes, start: int, end: int, name: bytes | None, *, top_level: bool = False
+) -> tuple[bytes, int, int] | None:
+    """(type, body start, body end) of the first box called `name` (any box when None)."""
     pos = start
     while pos + 8 <= end:
         size, kind = struct.unpack_from(">I4s", data, pos)
@@ -163,7 +170,9 @@ def _child(
             if top_level:
                 raise ValueError("the file is truncated: a box runs past its end")
             raise ValueError(f"the box `{kind.decode('latin-1')}` runs past its parent")
-        if kind == name:
-            return pos + header, pos + size
+        if name is None or kind == name:
+            return kind, pos + header, pos + size
         pos += size
+    if top_level and pos < end:
+        raise ValueError("the file is truncated inside a box header")
     return None
