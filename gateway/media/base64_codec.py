@@ -16,6 +16,12 @@ _DATA_URI = re.compile(r"data:(?P<mime>[^,;]*)(?P<params>(?:;[^,;]*)*),", re.IGN
 
 def decode_base64(text: str, *, param: str) -> bytes:
     """Standard or URL-safe base64, with or without `=` padding; garbage is a 400 naming `param`."""
+    if len(text) % 4 == 0:
+        # The common spelling (standard, padded, one line) decodes without copies.
+        try:
+            return binascii.a2b_base64(text, strict_mode=True)
+        except (binascii.Error, ValueError):
+            pass
     try:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
