@@ -7,6 +7,7 @@ Google's shapes; vectors come from the same embedder and cache as the OpenAI rou
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 from collections.abc import Sequence
 from typing import Any
@@ -77,11 +78,11 @@ def authenticate(request: Request[Any, Any, Any], client_keys: frozenset[str]) -
     """401 UNAUTHENTICATED unless auth is off or the caller's key is one of `client_keys`."""
     if not client_keys:
         return
-    key = (gemini_client_key(request) or "").encode()
-    # Compare against every key, always, so the time taken does not reveal a near match.
+    # Equal-length digests, compared against every key, always: timing reveals nothing.
+    key = hashlib.sha256((gemini_client_key(request) or "").encode()).digest()
     matched = False
     for allowed in client_keys:
-        matched |= hmac.compare_digest(key, allowed.encode())
+        matched |= hmac.compare_digest(key, hashlib.sha256(allowed.encode()).digest())
     if not matched:
         raise AuthError("API key not valid. Please pass a valid API key.")
 
