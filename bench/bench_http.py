@@ -1,6 +1,7 @@
 """Cache-hit throughput and latency over HTTP, side by side: gateway, bare litestar, LiteLLM.
 
-    python -m bench.bench_http [--quick] [--duration S] [--concurrency 1,16,64] [--no-litellm]
+    python -m bench.bench_http [--quick] [--duration S] [--rounds N] [--concurrency 1,16,64]
+                               [--no-litellm]
 
 Every system runs at once on 127.0.0.1; each (scenario, concurrency) step times them one after
 the other with wrk, so drift on a shared machine hits all of them alike. Writes
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from bench.http_wrk import run_wrk, write_script
 from gateway.testing import FakeGemini, run_fake_in_thread
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SCRIPTS = SCRATCH / "wrk"
 BATCH = 100
 SCENARIOS: dict[str, tuple[str | list[str], str]] = {
     "single_b64": ("the cached single input", "base64"),
@@ -32,7 +34,8 @@ SCENARIOS: dict[str, tuple[str | list[str], str]] = {
 
 
 def _systems(fake_url: str, with_litellm: bool) -> list[tuple[str, Callable[[], Server]]]:
-    cache_dir = SCRATCH / f"gateway-cache-{int(time.time())}"
+    cache_dir = SCRATCH / "gateway-cache"
+    shutil.rmtree(cache_dir, ignore_errors=True)  # every run starts cold, then warms its keys
     systems: list[tuple[str, Callable[[], Server]]] = [
         ("gateway", lambda: gateway_server(fake_url, cache_dir)),
         ("bare-litestar", bare_server),
@@ -45,73 +48,137 @@ def _systems(fake_url: str, with_litellm: bool) -> list[tuple[str, Callable[[], 
     return systems
 
 
-def run(duration_s: float, concurrencies: list[int], with_litellm: bool) -> dict[str, object]:
-    """Start every system, verify its hits, time every scenario; returns the raw results."""
+def _start(fake_url: str, with_litellm: bool) -> dict[str, Server]:
+    servers: dict[str, Server] = {}
+    try:
+        for name, make in _systems(fake_url, with_litellm):
+            print(f"bench_http: starting {name}", file=sys.stderr)
+            server = make()
+            servers[name] = server
+            server.start(ready_path="/healthz" if name == "gateway" else "/v1/models")
+    except BaseException:
+        for server in servers.values():
+            server.stop()
+        raise
+    return servers
+
+
+def _warm(servers: dict[str, Server], fake: FakeGemini) -> dict[str, dict[str, int]]:
+    """Fill each cache, prove repeats are hits, and write each system's wrk scripts."""
+    SCRIPTS.mkdir(parents=True, exist_ok=True)
+    warm: dict[str, dict[str, int]] = {}
+    for name, server in servers.items():
+        warm[name] = {}
+        for scenario, (inputs, encoding) in SCENARIOS.items():
+            n = len(inputs) if isinstance(inputs, list) else 1
+            payload = body(inputs, encoding)
+            warm[name][scenario] = warm_and_verify(server.url, payload, n, fake, server.headers)
+            script = write_script(SCRIPTS, f"{name}-{scenario}", payload, server.headers)
+            # An untimed second under load: connections, allocators and caches settle.
+            run_wrk(server.url + "/v1/embeddings", script, connections=4, duration_s=1)
+            server.wait_idle()
+    return warm
+
+
+def _timed(
+    server: Server, name: str, scenario: str, conc: int, duration_s: float, fake: FakeGemini
+) -> dict[str, object]:
+    calls = fake.call_count
+    script = SCRIPTS / f"{name}-{scenario}.lua"
+    res = run_wrk(server.url + "/v1/embeddings", script, connections=conc, duration_s=duration_s)
+    drain = server.wait_idle()
+    row: dict[str, object] = {"system": name, "scenario": scenario, **res.as_dict()}
+    row["upstream_calls"] = fake.call_count - calls
+    row["drain_s"] = round(drain, 1)
+    print(
+        f"  {scenario:13} c={conc:<3} {name:15} {res.rps:>10,.1f} req/s"
+        f"  p50 {res.p50_ms:8.2f} ms  p99 {res.p99_ms:8.2f} ms  errors {res.errors}",
+        file=sys.stderr,
+    )
+    return row
+
+
+def _step(
+    servers: dict[str, Server],
+    scenario: str,
+    conc: int,
+    duration_s: float,
+    rounds: int,
+    fake: FakeGemini,
+) -> list[dict[str, object]]:
+    """`rounds` interleaved rounds over the systems; each system's best round, all rps kept."""
+    tries: dict[str, list[dict[str, object]]] = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, server in servers.items():
+            tries[name].append(_timed(server, name, scenario, conc, duration_s, fake))
+    best_rows = []
+    for found in tries.values():
+        best = max(found, key=lambda r: float(r["rps"]))
+        best["rounds_rps"] = [r["rps"] for r in found]
+        best_rows.append(best)
+    return best_rows
+
+
+def run(
+    duration_s: float, concurrencies: list[int], rounds: int, with_litellm: bool
+) -> dict[str, object]:
+    """Start every system, verify its hits, time every scenario; returns the raw results.
+
+    Each (scenario, concurrency) step runs `rounds` interleaved rounds over the systems and keeps
+    each system's best round: other work on a shared machine only ever slows a run down.
+    A system that completed fewer than 2 requests per client at the previous concurrency is
+    saturated: more clients would only queue (and time out), so that step is recorded as skipped.
+    """
     fake = FakeGemini()
     runs: list[dict[str, object]] = []
+    skipped: list[dict[str, object]] = []
     stampede: dict[str, int] = {}
-    warm: dict[str, dict[str, int]] = {}
-    started: list[Server] = []
-    scripts = SCRATCH / "wrk"
-    scripts.mkdir(parents=True, exist_ok=True)
     with run_fake_in_thread(fake) as fake_url:
+        servers = _start(fake_url, with_litellm)
         try:
-            servers: dict[str, Server] = {}
-            for name, make in _systems(fake_url, with_litellm):
-                print(f"bench_http: starting {name}", file=sys.stderr)
-                server = make()
-                server.start(ready_path="/healthz" if name == "gateway" else "/v1/models")
-                started.append(server)
-                servers[name] = server
-            for name, server in servers.items():
-                warm[name] = {}
-                for scenario, (inputs, encoding) in SCENARIOS.items():
-                    n = len(inputs) if isinstance(inputs, list) else 1
-                    payload = body(inputs, encoding)
-                    warm[name][scenario] = warm_and_verify(server.url, payload, n, fake)
-                    # An untimed second at full load: connections, allocators and caches settle.
-                    script = write_script(scripts, scenario, payload)
-                    run_wrk(server.url + "/v1/embeddings", script, connections=16, duration_s=1)
+            warm = _warm(servers, fake)
             for scenario in SCENARIOS:
-                script = scripts / f"{scenario}.lua"
+                last: dict[str, float] = {}
                 for conc in concurrencies:
-                    for name, server in servers.items():
-                        calls = fake.call_count
-                        res = run_wrk(
-                            server.url + "/v1/embeddings",
-                            script,
-                            connections=conc,
-                            duration_s=duration_s,
-                        )
-                        row = {"system": name, "scenario": scenario, **res.as_dict()}
-                        row["upstream_calls"] = fake.call_count - calls
+                    active = {
+                        name: server
+                        for name, server in servers.items()
+                        if name not in last or last[name] * duration_s >= 2 * conc
+                    }
+                    for name in servers.keys() - active.keys():
+                        skipped.append({"system": name, "scenario": scenario, "connections": conc})
+                    for row in _step(active, scenario, conc, duration_s, rounds, fake):
+                        last[str(row["system"])] = float(row["rps"])
                         runs.append(row)
-                        print(
-                            f"  {scenario:13} c={conc:<3} {name:15} {res.rps:>10,.0f} req/s"
-                            f"  p50 {res.p50_ms:7.2f} ms  p99 {res.p99_ms:7.2f} ms"
-                            f"  errors {res.errors}",
-                            file=sys.stderr,
-                        )
             for name, server in servers.items():
                 if name != "bare-litestar":
-                    stampede[name] = stampede_items(server.url, fake)
+                    stampede[name] = stampede_items(server.url, fake, server.headers)
         finally:
-            for server in started:
+            for server in servers.values():
                 server.stop()
-    return {"runs": runs, "stampede": stampede, "warm_items": warm, "duration_s": duration_s}
+    return {
+        "runs": runs,
+        "skipped": skipped,
+        "stampede": stampede,
+        "warm_items": warm,
+        "duration_s": duration_s,
+        "rounds": rounds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_http", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="3 s runs at 1 and 16 clients")
-    parser.add_argument("--duration", type=float, help="seconds per timed run (default 8)")
+    parser.add_argument("--quick", action="store_true", help="one 3 s round at 1 and 16 clients")
+    parser.add_argument("--duration", type=float, help="seconds per timed run (default 5)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds, best kept (default 2)")
     parser.add_argument("--concurrency", help="comma-separated client counts (default 1,16,64)")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM peers")
     args = parser.parse_args(argv)
-    duration = args.duration or (3.0 if args.quick else 8.0)
+    duration = args.duration or (3.0 if args.quick else 5.0)
+    rounds = args.rounds or (1 if args.quick else 2)
     default_conc = "1,16" if args.quick else "1,16,64"
     concurrencies = [int(c) for c in (args.concurrency or default_conc).split(",")]
-    data = run(duration, concurrencies, with_litellm=not args.no_litellm)
+    data = run(duration, concurrencies, rounds, with_litellm=not args.no_litellm)
     data["meta"] = http_report.meta(with_litellm=not args.no_litellm)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "http.json").write_text(json.dumps(data, indent=1))

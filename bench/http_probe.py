@@ -27,12 +27,19 @@ def _check(resp: httpx.Response, n: int) -> None:
         raise RuntimeError(f"expected {n} embeddings, got {len(data)}")
 
 
-def warm_and_verify(url: str, payload: bytes, n: int, fake: FakeGemini, repeats: int = 3) -> int:
+def warm_and_verify(
+    url: str,
+    payload: bytes,
+    n: int,
+    fake: FakeGemini,
+    headers: dict[str, str] | None = None,
+    repeats: int = 3,
+) -> int:
     """Send `payload` once (the miss), then `repeats` more that must not reach FakeGemini.
 
     Returns the upstream items the warm-up cost; raises when a repeat was not a cache hit.
     """
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **(headers or {})}
     with httpx.Client(base_url=url, timeout=120.0) as client:
         before = fake.items_received
         _check(client.post("/v1/embeddings", content=payload, headers=headers), n)
@@ -47,12 +54,12 @@ def warm_and_verify(url: str, payload: bytes, n: int, fake: FakeGemini, repeats:
     return warm_items
 
 
-async def _stampede(url: str, payload: bytes, clients: int) -> list[int]:
+async def _stampede(url: str, payload: bytes, clients: int, headers: dict[str, str]) -> list[int]:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **headers}
     async with httpx.AsyncClient(base_url=url, timeout=120.0, limits=limits) as client:
         # Open every connection first, so the 16 identical requests leave at the same moment.
-        await asyncio.gather(*(client.get("/v1/models") for _ in range(clients)))
+        await asyncio.gather(*(client.get("/v1/models", headers=headers) for _ in range(clients)))
         posts = [
             client.post("/v1/embeddings", content=payload, headers=headers) for _ in range(clients)
         ]
@@ -60,7 +67,13 @@ async def _stampede(url: str, payload: bytes, clients: int) -> list[int]:
     return [r.status_code for r in replies]
 
 
-def stampede_items(url: str, fake: FakeGemini, clients: int = 16, latency_s: float = 0.2) -> int:
+def stampede_items(
+    url: str,
+    fake: FakeGemini,
+    headers: dict[str, str] | None = None,
+    clients: int = 16,
+    latency_s: float = 0.2,
+) -> int:
     """Upstream items when `clients` concurrent requests carry the same new input.
 
     FakeGemini answers after `latency_s`, like a real upstream, so the requests overlap in flight.
@@ -69,7 +82,7 @@ def stampede_items(url: str, fake: FakeGemini, clients: int = 16, latency_s: flo
     saved, fake.latency_s = fake.latency_s, latency_s
     before = fake.items_received
     try:
-        statuses = asyncio.run(_stampede(url, payload, clients))
+        statuses = asyncio.run(_stampede(url, payload, clients, headers or {}))
     finally:
         fake.latency_s = saved
     if any(s != 200 for s in statuses):

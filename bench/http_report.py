@@ -56,7 +56,7 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     def ratio(goal: str, num: float, den: float, target: float, detail: str) -> None:
         if num and den:
             value = num / den
-            out.append((goal, f"{value:.2f}x ({detail})", f">= {target:g}x", value >= target))
+            out.append((goal, f"{value:,.2f}x ({detail})", f">= {target:g}x", value >= target))
         else:
             out.append((goal, "not measured", f">= {target:g}x", None))
 
@@ -64,7 +64,7 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     bare = _rps(data, "bare-litestar", "single_b64")
     ratio("1 input base64 hit vs bare litestar", gw_b64, bare, 0.7, f"{gw_b64:,.0f} / {bare:,.0f}")
     name, ll = _litellm_best(data, "single_b64")
-    ratio("1 input base64 hit vs LiteLLM", gw_b64, ll, 40, f"{gw_b64:,.0f} / {ll:,.0f} {name}")
+    ratio("1 input base64 hit vs LiteLLM", gw_b64, ll, 40, f"{gw_b64:,.0f} / {fmt_rps(ll)} {name}")
     at16 = [r for r in rows(data, "gateway", "single_b64") if r["connections"] == 16]
     if at16:
         p99 = float(at16[0]["p99_ms"])
@@ -74,7 +74,8 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     ratio("float JSON vs base64 (gateway)", gw_float, gw_b64, 0.5, detail)
     gw_batch = _rps(data, "gateway", "batch100_b64")
     name, ll = _litellm_best(data, "batch100_b64")
-    ratio("batch of 100 hit vs LiteLLM", gw_batch, ll, 40, f"{gw_batch:,.0f} / {ll:,.0f} {name}")
+    detail = f"{gw_batch:,.0f} / {fmt_rps(ll)} {name}"
+    ratio("batch of 100 hit vs LiteLLM", gw_batch, ll, 40, detail)
     stampede = data.get("stampede", {})
     if "gateway" in stampede:
         items = stampede["gateway"]
@@ -90,8 +91,17 @@ def goals_table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fmt_rps(rps: float) -> str:
+    return f"{rps:,.0f}" if rps >= 100 else f"{rps:.1f}"
+
+
 def _scenario_table(data: dict[str, Any], scenario: str) -> str:
     concs = sorted({r["connections"] for r in data["runs"]})
+    skipped = {
+        (s["system"], s["connections"])
+        for s in data.get("skipped", [])
+        if s["scenario"] == scenario
+    }
     head = "| system | " + " | ".join(f"c={c} req/s | p50 / p99 ms" for c in concs) + " |"
     lines = [head, "|---|" + "---:|---:|" * len(concs)]
     for system in SYSTEMS:
@@ -102,10 +112,10 @@ def _scenario_table(data: dict[str, Any], scenario: str) -> str:
         for c in concs:
             r = found.get(c)
             if r is None:
-                cells += ["-", "-"]
+                cells += ["saturated" if (system, c) in skipped else "-", "-"]
                 continue
             flag = f" ({r['errors']} errors)" if r["errors"] else ""
-            cells += [f"{r['rps']:,.0f}{flag}", f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}"]
+            cells += [f"{fmt_rps(r['rps'])}{flag}", f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}"]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -117,7 +127,8 @@ def markdown(data: dict[str, Any]) -> str:
         "## HTTP: cache hits side by side",
         "",
         "Cache-hit throughput and latency of `POST /v1/embeddings` (3072 dims) on 127.0.0.1, "
-        f"wrk (1 thread, {data['duration_s']:g} s per run, keep-alive) against: **gateway** "
+        f"wrk (1 thread, keep-alive, {data['duration_s']:g} s per run, best of "
+        f"{data.get('rounds', 1)} interleaved rounds) against: **gateway** "
         "(`gateway serve`, 1 granian worker, default config, FakeGemini upstream on a socket); "
         "**bare-litestar** (litestar on granian, 1 worker, answering a constant prebuilt body: "
         "the framework's ceiling); **litellm-disk** / **litellm-memory** (the LiteLLM proxy, "
@@ -126,6 +137,14 @@ def markdown(data: dict[str, Any]) -> str:
         "repeated requests made no upstream call; upstream calls during all timed runs: "
         f"{leaked}. Ratios use each system's peak throughput over the concurrencies run; "
         "against LiteLLM they use the faster of its two caches.",
+        "",
+        "Fairness notes: after each timed run the bench waits until the server is idle again, so "
+        "requests still in flight when wrk stops are not charged to the next system. "
+        '"saturated": the system completed fewer than 2 requests per client at the previous '
+        "concurrency, so more clients would only queue. LiteLLM refuses to start without a "
+        "master key, so its requests carry one (the gateway runs with auth off, its default). "
+        "LiteLLM drops `encoding_format` for Gemini (`drop_params: true`; without it, it "
+        "rejects the request) and answers float JSON to base64 requests.",
         "",
         "### Goals",
         "",

@@ -16,6 +16,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / "bench" / ".scratch"
 BIN = Path(sys.executable).parent
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -35,6 +36,7 @@ class Server:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = ROOT
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request (auth)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -57,13 +59,45 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
             try:
-                if httpx.get(self.url + ready_path, timeout=2.0).status_code < 500:
+                reply = httpx.get(self.url + ready_path, headers=self.headers, timeout=2.0)
+                if reply.status_code < 500:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
         self.stop()
         raise RuntimeError(f"{self.name} not ready in {timeout_s:.0f}s; see {self.log_path}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by every process in the group we started (workers included)."""
+        if self.proc is None:
+            return 0.0
+        pgid = os.getpgid(self.proc.pid)
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:  # fields after the name: state ppid pgrp ... utime stime
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / _CLK_TCK
+
+    def wait_idle(self, timeout_s: float = 120.0, window_s: float = 0.5) -> float:
+        """Wait until the server burns < 5% CPU: requests wrk abandoned at its deadline are done.
+
+        A slow server keeps working on the requests in flight when wrk stops; without this,
+        that backlog would be charged to whichever system is timed next. Returns seconds waited.
+        """
+        start = time.monotonic()
+        before = self.cpu_seconds()
+        while time.monotonic() - start < timeout_s:
+            time.sleep(window_s)
+            now = self.cpu_seconds()
+            if now - before < 0.05 * window_s:
+                break
+            before = now
+        return time.monotonic() - start
 
     def stop(self) -> None:
         """SIGTERM the process group we started (granian/uvicorn workers included), then SIGKILL."""

@@ -14,7 +14,7 @@ _MARK = "BENCHJSON "
 _LUA = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = [==[%BODY%]==]
+%HEADERS%wrk.body = [==[%BODY%]==]
 
 function done(summary, latency, requests)
   local e = summary.errors
@@ -63,13 +63,19 @@ def ensure_wrk() -> str:
     return found
 
 
-def write_script(directory: Path, name: str, body: bytes) -> Path:
-    """A Lua script that POSTs `body` as JSON and reports in the BENCHJSON line."""
+def write_script(
+    directory: Path, name: str, body: bytes, headers: dict[str, str] | None = None
+) -> Path:
+    """A Lua script that POSTs `body` as JSON (plus `headers`) and reports in the BENCHJSON line."""
     text = body.decode()
     if "]==]" in text:
         raise ValueError("body would end the Lua long string")
+    extra = "".join(
+        f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items()
+    )
+    lua = _LUA.replace("%HEADERS%", extra).replace("%BODY%", text).replace("%MARK%", _MARK)
     path = directory / f"{name}.lua"
-    path.write_text(_LUA.replace("%BODY%", text).replace("%MARK%", _MARK))
+    path.write_text(lua)
     return path
 
 

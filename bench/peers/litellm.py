@@ -8,6 +8,9 @@ keyed by model and parameters; `disk` uses diskcache, `local` an in-process dict
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +44,9 @@ def ensure_venv(log=sys.stderr) -> Path:  # type: ignore[no-untyped-def]
         base = Path(getattr(sys, "_base_executable", sys.executable))
         subprocess.run([str(base), "-m", "venv", str(VENV)], check=True)
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, LITELLM_SPEC, *EXTRA_SPECS], check=True)
+    # Outside the gateway's tree and PYTHONPATH, so pip sees only the throwaway venv.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([*pip, LITELLM_SPEC, *EXTRA_SPECS], check=True, cwd=VENV, env=env)
     return exe
 
 
@@ -71,6 +76,7 @@ def write_config(kind: str, fake_url: str, directory: Path) -> Path:
         '    supported_call_types: ["embedding", "aembedding"]',
     ]
     if kind == "disk":
+        shutil.rmtree(directory / "litellm-disk-cache", ignore_errors=True)  # start cold
         cache_lines.append(f"    disk_cache_dir: {directory / 'litellm-disk-cache'}")
     text = "\n".join(
         [
@@ -94,7 +100,11 @@ def write_config(kind: str, fake_url: str, directory: Path) -> Path:
 
 
 def litellm_server(kind: str, fake_url: str) -> Server:
-    """The LiteLLM proxy (its default uvicorn server, one worker) with a `disk` or `local` cache."""
+    """The LiteLLM proxy (its default uvicorn server, one worker) with a `disk` or `local` cache.
+
+    LiteLLM refuses to start without a master key, so it gets a random one and every request
+    carries it, as a real deployment's clients would.
+    """
     exe = ensure_venv()
     workdir = SCRATCH / f"litellm-{kind}"
     config = write_config(kind, fake_url, workdir)
@@ -103,4 +113,7 @@ def litellm_server(kind: str, fake_url: str) -> Server:
         str(exe), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
         "--num_workers", "1",
     ]  # fmt: skip
-    return Server(f"litellm-{kind}", cmd, port, env=ENV, cwd=workdir)
+    key = f"sk-bench-{secrets.token_hex(16)}"
+    env = {**ENV, "LITELLM_MASTER_KEY": key}
+    headers = {"Authorization": f"Bearer {key}"}
+    return Server(f"litellm-{kind}", cmd, port, env=env, cwd=workdir, headers=headers)

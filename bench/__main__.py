@@ -1,0 +1,127 @@
+"""`python -m bench`: every benchmark, one after the other, within a time budget.
+
+    python -m bench            # the full suite (~10-15 min on 2 cores; first run installs LiteLLM)
+    python -m bench --quick    # shorter runs (~4-6 min), same table and files
+    python -m bench --only http,vectors
+
+Prints a summary table and writes bench/RESULTS.md (the machine, the goals, every section)
+and the PNG charts in bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import machine
+from bench.results_doc import compose
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS_MD = BENCH / "RESULTS.md"
+DEFAULT_BUDGET_S = 15 * 60
+# The rest of the budget is shared out in this order; the HTTP comparison is the headline.
+FIRST = ("http",)
+
+
+def discover() -> list[str]:
+    """The benchmark names: bench/bench_<name>.py, HTTP first."""
+    names = sorted(p.stem.removeprefix("bench_") for p in BENCH.glob("bench_*.py"))
+    return [n for n in FIRST if n in names] + [n for n in names if n not in FIRST]
+
+
+def command(name: str, quick: bool) -> list[str]:
+    """How to run one benchmark; `--quick` only where its script understands it."""
+    script = BENCH / f"bench_{name}.py"
+    cmd = [sys.executable, str(script.relative_to(ROOT))]
+    if quick and '"--quick"' in script.read_text(encoding="utf-8"):
+        cmd.append("--quick")
+    return cmd
+
+
+def run_one(name: str, quick: bool, timeout_s: float) -> dict[str, object]:
+    """Run a benchmark as a child process (its own interpreter, so none skews another)."""
+    cmd = command(name, quick)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_QUICK": "1" if quick else ""}
+    shown = " ".join(["python", *cmd[1:]])
+    print(f"\n== {name}: {shown} (at most {timeout_s:.0f} s)", flush=True)
+    start = time.monotonic()
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, env=env, timeout=timeout_s, check=False)
+        status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
+    except subprocess.TimeoutExpired:
+        status = "stopped: over its time budget"
+    return {"name": name, "command": shown, "status": status, "seconds": time.monotonic() - start}
+
+
+def summary_table(ran: list[dict[str, object]]) -> str:
+    lines = ["| benchmark | command | status | seconds |", "|---|---|---|---:|"]
+    for r in ran:
+        lines.append(f"| {r['name']} | `{r['command']}` | {r['status']} | {r['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs, same outputs")
+    parser.add_argument(
+        "--only", help="comma-separated names (default: all of " + ", ".join(discover()) + ")"
+    )
+    parser.add_argument("--budget", type=float, help=f"total seconds (default {DEFAULT_BUDGET_S})")
+    args = parser.parse_args(argv)
+    names = discover()
+    if args.only:
+        wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            parser.error(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(names)}")
+        names = [n for n in names if n in wanted]
+    budget = args.budget or DEFAULT_BUDGET_S
+    facts = machine.describe()  # before anything runs: the load average is the machine's own
+    started = time.monotonic()
+    ran: list[dict[str, object]] = []
+    for name in names:
+        left = budget - (time.monotonic() - started)
+        if left < 30:
+            ran.append(
+                {"name": name, "command": "-", "status": "skipped: budget spent", "seconds": 0}
+            )
+            continue
+        ran.append(run_one(name, args.quick, left))
+    total = time.monotonic() - started
+    invocation = "python -m bench" + (" --quick" if args.quick else "")
+    if args.only:
+        invocation += f" --only {args.only}"
+    http = BENCH / "results" / "http.json"
+    http_data = json.loads(http.read_text()) if http.exists() else None
+    if http_data and http_data.get("meta", {}).get("litellm"):
+        facts["litellm"] = http_data["meta"]["litellm"]
+    RESULTS_MD.write_text(
+        compose(
+            previous=RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "",
+            facts=facts,
+            runs_table=summary_table(ran),
+            http_data=http_data,
+            invocation=invocation,
+            when=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            total_s=total,
+        ),
+        encoding="utf-8",
+    )
+    print("\n" + summary_table(ran))
+    if http_data:
+        from bench.http_report import goals_table
+
+        print("\n" + goals_table(http_data))
+    print(f"\nwrote {RESULTS_MD.relative_to(ROOT)} in {total:.0f} s")
+    return 0 if all(r["status"] == "ok" for r in ran) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

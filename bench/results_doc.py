@@ -1,0 +1,70 @@
+"""bench/RESULTS.md: the machine, the goals, and every benchmark's own section, in one page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from bench import machine
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Sections written straight into RESULTS.md by their benchmark (bench_vectors), kept as found.
+INLINE_SECTIONS = ("Vectors",)
+ORDER = ("http",)  # the headline first; the other results/*.md follow by name
+
+
+def inline_section(previous: str, title: str) -> str:
+    """The `## title` section of the previous RESULTS.md, up to the next `## `, or ''."""
+    match = re.search(rf"^## {re.escape(title)}\s*$.*?(?=^## |\Z)", previous, re.M | re.S)
+    return match.group(0).strip() if match else ""
+
+
+def section_files() -> list[Path]:
+    files = sorted(RESULTS_DIR.glob("*.md"))
+    first = [f for name in ORDER for f in files if f.stem == name]
+    return first + [f for f in files if f not in first]
+
+
+def compose(
+    *,
+    previous: str,
+    facts: dict[str, str],
+    runs_table: str,
+    http_data: dict[str, Any] | None,
+    invocation: str,
+    when: str,
+    total_s: float,
+) -> str:
+    """The whole RESULTS.md for this run."""
+    parts = [
+        "# Benchmark results",
+        "",
+        f"Latest run: `{invocation}`, {when}, {total_s:.0f} s in all. Re-run it with "
+        "`python -m bench` (`--quick` for shorter runs); charts are in `results/`.",
+        "",
+        "The machine is small and shared: other work running at the same time depresses the "
+        "absolute numbers (see the load average below). The comparisons are ratios measured "
+        "side by side in the same run, interleaved, so they hold far better than the absolutes.",
+        "",
+        "## Machine",
+        "",
+        machine.markdown(facts),
+        "",
+        "## Summary",
+        "",
+    ]
+    if http_data:
+        from bench.http_report import goals_table
+
+        parts += ["Goals of issue 9 (from the HTTP section below):", "", goals_table(http_data), ""]
+    parts += ["Benchmarks in this run:", "", runs_table, ""]
+    for path in section_files():
+        parts += [path.read_text(encoding="utf-8").strip(), ""]
+    for title in INLINE_SECTIONS:
+        if (RESULTS_DIR / f"{title.lower()}.md").exists():
+            continue
+        kept = inline_section(previous, title)
+        if kept:
+            parts += [kept, ""]
+    return "\n".join(parts).rstrip("\n") + "\n"
