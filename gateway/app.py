@@ -92,6 +92,7 @@ def create_app(
             if upstream is not None:
                 await upstream.aclose()
             cache.close()
+            log.info("gateway stopped", cache_dir=cache.directory)  # every write is on disk
 
     static_headers = {"x-gateway-upstream": "fake"} if fake else {}
     static_fields: dict[str, Any] = {"upstream": "fake"} if fake else {}

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway import cli_cache
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="offline demo: deterministic stand-in vectors from the built-in FakeGemini",
     )
     serve.set_defaults(func=_serve)
+    cli_cache.register(sub)
     return parser
 
 

@@ -27,6 +27,7 @@ def serve(settings: Settings) -> None:
     """Run the gateway until SIGINT/SIGTERM; in-flight requests finish before workers exit."""
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
 
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     Granian(
@@ -39,5 +40,10 @@ def serve(settings: Settings) -> None:
         loop=Loops.auto,
         log_enabled=True,
         log_access=False,
-        workers_kill_timeout=30,
+        # Slow clients: headers must arrive within header_timeout_s (the body deadline is the
+        # app's, see api/limits.py); on SIGTERM in-flight requests get shutdown_timeout_s.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.server.header_timeout_s * 1000)
+        ),
+        workers_kill_timeout=max(1, settings.server.shutdown_timeout_s),
     ).serve()

@@ -109,10 +109,9 @@ def parse_batch(body: bytes, url_model: str, spec: ModelSpec, settings: Settings
     requests = _decode(_decode_batch, body).requests
     if not requests:
         raise InvalidRequest(f"* {_BATCH}.requests: requests must not be empty")
-    if len(requests) > MAX_BATCH:
-        raise InvalidRequest(
-            f"* {_BATCH}.requests: at most {MAX_BATCH} requests can be in one batch"
-        )
+    limit = min(MAX_BATCH, settings.server.max_inputs)  # the operator's cap applies here too
+    if len(requests) > limit:
+        raise InvalidRequest(f"* {_BATCH}.requests: at most {limit} requests can be in one batch")
     budget = _Budget(settings.media.max_request_bytes)
     return [
         _item(r, url_model, spec, settings, f"{_BATCH}.requests[{i}]", budget)

@@ -1,0 +1,196 @@
+"""Which diskcache eviction policy bounds the gateway's cache (issue 8). Standalone script.
+
+    /work/venv/bin/python bench/bench_cache_policy.py            # ~1-2 min, writes the results
+    /work/venv/bin/python bench/bench_cache_policy.py --entries 1000 --lookups 5000 --no-write
+
+For each policy (least-recently-stored, least-recently-used, least-frequently-used), on the real
+VectorCache with the memory tier off so every hit reads disk:
+1. hit latency: one-key reads and 32-key reads, alone, and with a writer storing a batch of 20
+   new vectors every 10 ms in another thread (the misses of a live gateway);
+2. hit ratio of a bounded cache: a Zipf(1.0) stream over `--universe` keys with room for a quarter
+   of them; a miss stores the vector (as the gateway does after fetching it upstream).
+Writes bench/results/cache_policy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.cache import Cached, Record, VectorCache  # noqa: E402
+from gateway.config import CacheSettings  # noqa: E402
+
+POLICIES = ("least-recently-stored", "least-recently-used", "least-frequently-used")
+DIMS = 3072
+ZIPF_S = 1.0  # a finite Zipf: rank r is asked for in proportion to 1 / r
+RESULTS = ROOT / "bench" / "results" / "cache_policy.md"
+
+
+def key(i: int) -> bytes:
+    return i.to_bytes(32, "big")
+
+
+def fill(cache: VectorCache, keys: range, rng: np.random.Generator) -> None:
+    vectors = rng.standard_normal((len(keys), DIMS)).astype("<f4")
+    now = time.time()
+    for start in range(0, len(keys), 100):
+        chunk = keys[start : start + 100]
+        cache.put_records(
+            {key(i): Record("m", DIMS, now, 8, vectors[i - keys[0]].tobytes()) for i in chunk}
+        )
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    qs = statistics.quantiles(samples, n=100)
+    return qs[49] * 1e6, qs[98] * 1e6
+
+
+def read_latency(cache: VectorCache, n: int, batch: int, reads: int, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(reads):
+        keys = [key(int(i)) for i in rng.integers(0, n, batch)]
+        t0 = time.perf_counter()
+        found = cache._read(keys)
+        out.append(time.perf_counter() - t0)
+        assert len(found) == len(set(keys))
+    return out
+
+
+class Writer(threading.Thread):
+    """Stores a batch of 20 new vectors every 10 ms, like a gateway taking misses."""
+
+    def __init__(self, cache: VectorCache, first: int) -> None:
+        super().__init__(daemon=True)
+        self.cache, self.next, self.stop = cache, first, threading.Event()
+        self.batches = 0
+
+    def run(self) -> None:
+        rng = np.random.default_rng(1)
+        while not self.stop.is_set():
+            items = {
+                key(self.next + j): Cached(rng.standard_normal(DIMS).astype("<f4"), 8)
+                for j in range(20)
+            }
+            self.next += 20
+            self.cache._write("m", items)
+            self.batches += 1
+            time.sleep(0.01)
+
+
+def latency_rows(policy: str, entries: int, reads: int, tmp: Path) -> list[str]:
+    settings = CacheSettings(
+        dir=str(tmp / f"lat-{policy}"), eviction_policy=policy, memory_bytes=0, size_limit_bytes=0
+    )
+    cache = VectorCache(settings)
+    fill(cache, range(entries), np.random.default_rng(0))
+    rows = []
+    for label, batch in (("1 key", 1), ("32 keys", 32)):
+        read_latency(cache, entries, batch, reads // 10, seed=9)  # warm the page cache
+        alone = percentiles(read_latency(cache, entries, batch, reads, seed=2))
+        writer = Writer(cache, entries)
+        writer.start()
+        busy = percentiles(read_latency(cache, entries, batch, reads, seed=3))
+        writer.stop.set()
+        writer.join()
+        rows.append(
+            f"| {policy} | {label} | {alone[0]:.0f} | {alone[1]:.0f} "
+            f"| {busy[0]:.0f} | {busy[1]:.0f} |"
+        )
+    cache.close()
+    return rows
+
+
+def hit_ratio(policy: str, universe: int, lookups: int, tmp: Path) -> tuple[float, float]:
+    """Hit ratio and the seconds the stream took, with room for a quarter of the universe."""
+    probe = VectorCache(CacheSettings(dir=str(tmp / "probe"), size_limit_bytes=0))
+    fill(probe, range(200), np.random.default_rng(0))
+    per_entry = probe.stats()["disk_bytes"] / 200
+    probe.close()
+    settings = CacheSettings(
+        dir=str(tmp / f"ratio-{policy}"),
+        eviction_policy=policy,
+        memory_bytes=0,
+        size_limit_bytes=int(per_entry * universe / 4),
+    )
+    cache = VectorCache(settings)
+    rng = np.random.default_rng(7)
+    # Popularity is shuffled so that "stored first" and "popular" are unrelated.
+    weights = 1.0 / np.arange(1, universe + 1) ** ZIPF_S
+    stream = rng.choice(rng.permutation(universe), size=lookups, p=weights / weights.sum())
+    vector = rng.standard_normal(DIMS).astype("<f4")
+    hits = 0
+    t0 = time.perf_counter()
+    for i in stream:
+        k = key(int(i))
+        if cache._read([k]):
+            hits += 1
+        else:
+            cache._write("m", {k: Cached(vector, 8)})
+    seconds = time.perf_counter() - t0
+    cache.close()
+    return hits / lookups, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=3000, help="cached vectors for latency")
+    parser.add_argument("--reads", type=int, default=2000, help="timed reads per measurement")
+    parser.add_argument("--universe", type=int, default=4000, help="distinct keys (hit ratio)")
+    parser.add_argument("--lookups", type=int, default=20000, help="lookups (hit ratio)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    lat: list[str] = []
+    ratio: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-cache-policy-") as tmp:
+        for policy in POLICIES:
+            print(f"{policy}: latency ...", file=sys.stderr)
+            lat += latency_rows(policy, args.entries, args.reads, Path(tmp))
+            print(f"{policy}: hit ratio ...", file=sys.stderr)
+            r, s = hit_ratio(policy, args.universe, args.lookups, Path(tmp))
+            ratio.append(f"| {policy} | {r:.1%} | {s:.1f} |")
+    text = "\n".join(
+        [
+            "## Cache eviction policy (bench/bench_cache_policy.py)",
+            "",
+            f"{dt.date.today()}, {platform.machine()}, Python {platform.python_version()}, "
+            f"{args.entries} vectors of {DIMS} dims, memory tier off (every hit reads SQLite). "
+            f"Command: `python bench/bench_cache_policy.py --entries {args.entries} "
+            f"--reads {args.reads} --universe {args.universe} --lookups {args.lookups}`.",
+            "",
+            "Hit latency, microseconds (alone | with a writer storing 20 vectors every 10 ms):",
+            "",
+            "| policy | read | p50 | p99 | p50 busy | p99 busy |",
+            "|---|---|---|---|---|---|",
+            *lat,
+            "",
+            f"Hit ratio of a cache bounded to 1/4 of {args.universe} keys, "
+            f"{args.lookups} Zipf({ZIPF_S}) lookups, a miss stores its vector:",
+            "",
+            "| policy | hit ratio | stream seconds |",
+            "|---|---|---|",
+            *ratio,
+            "",
+        ]
+    )
+    print(text)
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(text)
+        print(f"wrote {RESULTS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

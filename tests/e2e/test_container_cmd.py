@@ -1,0 +1,172 @@
+"""The Dockerfile's start command and environment, tested without Docker (none on these machines).
+
+The Dockerfile is parsed; its build context is built as `pip install .` would build it; its CMD
+runs with its ENV (the port moved to a free one, the VOLUME to a temp dir) and answers like the
+container would, its HEALTHCHECK passes, and SIGTERM stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Dockerfile:
+    """The instructions of the final stage (and the FROM lines of all), continuation-joined."""
+
+    def __init__(self, text: str) -> None:
+        joined = re.sub(r"\\\n", " ", text)
+        lines = [ln.strip() for ln in joined.splitlines() if ln.strip() and ln[0] != "#"]
+        self.instructions = [tuple(ln.split(None, 1)) for ln in lines]
+        self.froms = [arg for op, arg in self.instructions if op == "FROM"]
+        last = max(i for i, (op, _) in enumerate(self.instructions) if op == "FROM")
+        self.final = self.instructions[last:]
+        self.build = self.instructions[:last]
+
+    def args(self, op: str, stage: list[tuple[str, ...]] | None = None) -> list[str]:
+        return [arg for name, arg in (stage or self.final) if name == op]
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        env = dict(base)
+        for line in self.args("ENV"):
+            for token in shlex.split(line):
+                name, _, value = token.partition("=")
+                env[name] = re.sub(r"\$(\w+)", lambda m: env.get(m[1], ""), value)
+        return env
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> Dockerfile:
+    return Dockerfile((ROOT / "Dockerfile").read_text())
+
+
+def test_the_image_is_multi_stage_slim_non_root_with_the_cache_on_a_volume(
+    dockerfile: Dockerfile,
+) -> None:
+    assert len(dockerfile.froms) >= 2
+    assert all(f.split()[0] == "python:3.11-slim" for f in dockerfile.froms)
+    user = dockerfile.args("USER")[-1]
+    assert user not in ("root", "0")
+    env = dockerfile.env({})
+    assert env["GATEWAY_SERVER_HOST"] == "0.0.0.0"
+    assert json.loads(dockerfile.args("VOLUME")[0]) == [env["GATEWAY_CACHE_DIR"]]
+    assert dockerfile.args("EXPOSE") == [env["GATEWAY_SERVER_PORT"]] == ["8080"]
+    assert "/healthz" in dockerfile.args("HEALTHCHECK")[0]
+    assert "curl" not in (ROOT / "Dockerfile").read_text()  # not in the slim image
+    assert json.loads(dockerfile.args("CMD")[-1]) == ["gateway", "serve"]
+
+
+def test_the_build_context_builds_the_package_as_pip_install_dot_does(
+    dockerfile: Dockerfile, tmp_path: Path
+) -> None:
+    runs = " ".join(dockerfile.args("RUN", dockerfile.build))
+    assert re.search(r"pip install \.(\s|$)", runs), runs  # exactly the README's install
+    context = tmp_path / "context"
+    context.mkdir()
+    for line in dockerfile.args("COPY", dockerfile.build):
+        *sources, _ = line.split()
+        for source in sources:
+            src = ROOT / source
+            if src.is_dir():
+                shutil.copytree(src, context / source, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(src, context / source)
+    # setuptools' build step is what `pip install .` runs; offline, without a wheel step.
+    subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build"],
+        cwd=context,
+        check=True,
+        capture_output=True,
+    )
+    built = context / "build" / "lib" / "gateway"
+    for needed in ("cli.py", "server.py", "testing/fake_gemini.py", "data/cl100k_base.tiktoken"):
+        assert (built / needed).is_file(), needed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_the_cmd_with_the_env_serves_passes_its_healthcheck_and_stops_on_sigterm(
+    dockerfile: Dockerfile, tmp_path: Path
+) -> None:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "GEMINI_", "GOOGLE_"))
+    }
+    env = dockerfile.env(clean)
+    venv_bin = str(Path(sys.executable).parent)  # the image's /opt/gateway/bin
+    env["PATH"] = env["PATH"].replace("/opt/gateway/bin", venv_bin)
+    volume = tmp_path / "volume"
+    assert env["GATEWAY_CACHE_DIR"] == json.loads(dockerfile.args("VOLUME")[0])[0]
+    env["GATEWAY_CACHE_DIR"] = str(volume)
+    port = free_port()
+    env["GATEWAY_SERVER_PORT"] = str(port)
+    workdir = tmp_path / "app"  # WORKDIR /app: empty, so no config.toml is read
+    workdir.mkdir()
+    cmd = json.loads(dockerfile.args("CMD")[-1])
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "not healthy in 30 s"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        healthcheck = dockerfile.args("HEALTHCHECK")[0].split(" CMD ", 1)[1]
+        assert subprocess.run(["sh", "-c", healthcheck], env=env, timeout=10).returncode == 0
+        ready = httpx.get(f"{base}/readyz").json()
+        assert ready["checks"]["upstream"] == "cache-only"  # no GEMINI_API_KEY in the env
+        miss = httpx.post(
+            f"{base}/v1/embeddings", json={"model": "gemini-embedding-2", "input": "x"}
+        )
+        assert miss.status_code == 503 and "cache-only" in miss.json()["error"]["message"]
+        assert httpx.get(f"{base}/metrics").status_code == 200
+        assert volume.is_dir() and any(volume.iterdir())  # the cache lives on the volume
+        assert_huge_body_is_refused_unread(port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, out
+    assert f"0.0.0.0:{port}" in out  # bound on every interface, as a container must be
+    json_lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    assert json_lines and all(json.loads(ln)["event"] for ln in json_lines)
+    assert "gateway stopped" in out
+
+
+def assert_huge_body_is_refused_unread(port: int) -> None:
+    """A request announcing 1 GB gets 413 after a few bytes: the body is never read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/embeddings HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n"
+            b"content-length: 1073741824\r\n\r\n" + b'{"model": "gemini'
+        )
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
