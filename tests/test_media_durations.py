@@ -49,6 +49,12 @@ def test_mp3_duration_by_walking_frames(seconds: float) -> None:
     assert mp3_seconds(media.mp3(seconds)) == pytest.approx(seconds, abs=0.03)
 
 
+def test_mp3_with_padding_after_its_id3_tag() -> None:
+    tagged = media.mp3(5.0)
+    padded = tagged[:20] + bytes(300) + tagged[20:]  # the tag is 20 bytes
+    assert mp3_seconds(padded) == pytest.approx(5.0, abs=0.03)
+
+
 def test_mp3_duration_from_a_xing_header_and_a_vbri_header() -> None:
     # The header says 3,000 frames (78.4 s) though only a few are present: the header wins.
     xing = bytearray(MPEG1_FRAME)

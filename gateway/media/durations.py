@@ -10,6 +10,7 @@ import struct
 # MPEG audio tables, indexed by the header's fields.
 _MPEG1_L3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0)
 _MPEG2_L3_KBPS = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0)
+_SYNC_SEARCH_BYTES = 64 * 1024
 _RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
@@ -39,6 +40,10 @@ def mp3_seconds(data: bytes) -> float:
     """Seconds of an MP3: from a Xing/Info or VBRI header when present, else by walking frames."""
     pos = _skip_id3(data)
     header = _frame(data, pos)
+    # Encoders sometimes pad after the ID3 tag: look a little further for the first frame.
+    limit = min(len(data), pos + _SYNC_SEARCH_BYTES)
+    while header is None and (pos := data.find(b"\xff", pos + 1, limit)) >= 0:
+        header = _frame(data, pos)
     if header is None:
         raise ValueError("no MPEG audio frame where the stream should start")
     _, samples, rate, _ = header
