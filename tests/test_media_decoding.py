@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.config import MediaSettings
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
@@ -110,3 +112,11 @@ def test_media_part_errors() -> None:
     with pytest.raises(PayloadTooLarge) as too_big:
         media_part(media.png(), None, param="p", settings=MediaSettings(max_part_bytes=10))
     assert too_big.value.http_status == 413
+
+
+@given(data=st.binary(max_size=300), urlsafe=st.booleans(), padded=st.booleans())
+def test_base64_round_trips_any_bytes_in_any_spelling(
+    data: bytes, urlsafe: bool, padded: bool
+) -> None:
+    text = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(data).decode()
+    assert decode_base64(text if padded else text.rstrip("="), param="p") == data
