@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import msgspec
 from litestar import Litestar
 
 from gateway.config import Settings
+from gateway.errors import ConfigError
 
 SETTINGS_ENV = "GATEWAY__SETTINGS"
 
@@ -29,6 +31,7 @@ def serve(settings: Settings) -> None:
     from granian.constants import Interfaces, Loops
     from granian.http import HTTP1Settings
 
+    ensure_port_free(settings.server.host, settings.server.port)
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     Granian(
         target="gateway.server:asgi_app",
@@ -47,3 +50,15 @@ def serve(settings: Settings) -> None:
         ),
         workers_kill_timeout=max(1, settings.server.shutdown_timeout_s),
     ).serve()
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on: granian binds with SO_REUSEPORT, so a second
+    gateway would silently share the port (and split the traffic) instead of failing."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc

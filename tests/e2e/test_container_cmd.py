@@ -146,6 +146,8 @@ def test_the_cmd_with_the_env_serves_passes_its_healthcheck_and_stops_on_sigterm
         assert httpx.get(f"{base}/metrics").status_code == 200
         assert volume.is_dir() and any(volume.iterdir())  # the cache lives on the volume
         assert_huge_body_is_refused_unread(port)
+        second = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, timeout=30)
+        assert second.returncode == 2 and b"cannot listen" in second.stderr  # never shares a port
     finally:
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=30)[0].decode()
