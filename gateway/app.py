@@ -63,7 +63,11 @@ def create_app(
     if settings.upstream.mode == "cache-only":
         upstream = None
     cache = VectorCache(settings.cache)
-    scheduler = Scheduler(upstream, settings.upstream) if upstream is not None else None
+    scheduler = (
+        Scheduler(upstream, settings.upstream, store=cache.set_many)
+        if upstream is not None
+        else None
+    )
     namespace = "fake" if fake else ""
     services = Services(
         settings=settings,
@@ -89,6 +93,8 @@ def create_app(
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.aclose()
             if upstream is not None:
                 await upstream.aclose()
             cache.close()

@@ -97,6 +97,12 @@ class Embedder:
         if len(found) < len(unique):
             found = await self.cache.get_many(unique)
         missing = {k: contents[i] for k, i in unique.items() if k not in found}
+        if missing:
+            # Another request may have stored some while we read the disk. The scheduler settles
+            # a key only after storing it, and nothing awaits between this look-up and its
+            # `embed`, so a key is seen either here or in flight there: never fetched twice.
+            found.update(self.cache.get_hot(missing))
+            missing = {k: c for k, c in missing.items() if k not in found}
         observer = self.observer
         if observer is not None:
             observer.looked_up(spec, contents, keys, found)
@@ -146,7 +152,8 @@ class Embedder:
                 good[key] = Cached(_readonly(outcome), estimate_tokens(missing[key]))
             else:
                 errors[key] = UpstreamError("the upstream returned an invalid vector")
-        await self.cache.set_many(params.model, good)
+        if self.scheduler.store is None:  # else the scheduler stored them before answering
+            await self.cache.set_many(params.model, good)
         found.update(good)
         if errors:
             raise _combined(errors, keys)

@@ -168,7 +168,7 @@ async def test_no_upstream_key_runs_cache_only(tmp_path: Any) -> None:
 
 
 async def test_upstream_failure_caches_nothing_and_a_retry_succeeds(gateway: Gateway) -> None:
-    gateway.fake.fail_next(500)
+    gateway.fake.malformed_next("not_json")  # not retried (a 500 now is, see test_scheduler*)
     failed = await gateway.embed(model="gemini-embedding-2", input=["a1", "a2"])
     assert failed.status_code in (502, 503)
     assert set(failed.json()["error"]) == {"message", "type", "param", "code"}

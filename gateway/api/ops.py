@@ -29,6 +29,15 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
         "cache": "ok" if cache_ok else "failing",
         "upstream": "fake" if services.fake_upstream else mode,
     }
+    scheduler = services.embedder.scheduler
+    if scheduler is not None:
+        # An open breaker keeps /readyz at 200: hits are still served, misses answer 503 fast.
+        checks["breaker"] = scheduler.breaker_state
+        if scheduler.breaker_state != "closed":
+            checks["note"] = (
+                "circuit breaker open: cached inputs are served, misses fail fast"
+                f" for {scheduler.breaker.retry_after:.0f} s more"
+            )
     ready = cache_ok
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return Response(_encode(body), status_code=200 if ready else 503, media_type="application/json")

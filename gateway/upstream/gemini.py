@@ -26,6 +26,10 @@ from gateway.errors import (
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
+class UpstreamServerError(UpstreamError):
+    """The upstream answered 500 or another 5xx of its own: often gone on a retry."""
+
+
 class Upstream(Protocol):
     """What the scheduler needs from an upstream: one batch of Contents in, one vector each out."""
 
@@ -122,11 +126,8 @@ def _vectors(response: types.EmbedContentResponse, count: int, dims: int) -> NDA
 
 def retry_delay(exc: genai_errors.APIError) -> float | None:
     """Seconds to wait from google.rpc.RetryInfo, else from Retry-After; None when absent."""
-    details = (
-        exc.details.get("error", {}).get("details", []) if isinstance(exc.details, dict) else []
-    )
-    for detail in details if isinstance(details, list) else []:
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+    for detail in _details(exc):
+        if str(detail.get("@type", "")).endswith("RetryInfo"):
             match = _DELAY.match(str(detail.get("retryDelay", "")))
             if match:
                 return float(match[1])
@@ -144,6 +145,8 @@ def translate_api_error(exc: genai_errors.APIError) -> UpstreamError | RateLimit
     message = f"upstream {code} {exc.status or ''}: {exc.message or ''}".strip()
     if code == 429:
         return RateLimited(message, retry_after=retry_delay(exc))
+    if code == 400 and _reason(exc) == "API_KEY_INVALID":  # the key, not the items: no bisection
+        return UpstreamError("the upstream refused the gateway's API key (GEMINI_API_KEY)")
     if code == 400:
         return UpstreamRejected(message)
     if code in (401, 403):
@@ -154,4 +157,21 @@ def translate_api_error(exc: genai_errors.APIError) -> UpstreamError | RateLimit
         return UpstreamTimeout(message)
     if code == 503:
         return UpstreamUnavailable(message, retry_after=retry_delay(exc))
+    if code >= 500:
+        return UpstreamServerError(message)
     return UpstreamError(message)
+
+
+def _reason(exc: genai_errors.APIError) -> str | None:
+    """google.rpc.ErrorInfo.reason, when the error carries one."""
+    for detail in _details(exc):
+        if str(detail.get("@type", "")).endswith("ErrorInfo"):
+            return str(detail.get("reason", "")) or None
+    return None
+
+
+def _details(exc: genai_errors.APIError) -> list[dict[str, Any]]:
+    """The google.rpc.Status details of an SDK error (RetryInfo, ErrorInfo, ...)."""
+    error = exc.details.get("error", {}) if isinstance(exc.details, dict) else {}
+    details = error.get("details", []) if isinstance(error, dict) else []
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
