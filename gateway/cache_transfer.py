@@ -121,39 +121,66 @@ class ImportReport:
 def import_(
     cache: VectorCache, source: Path, *, overwrite: bool = False, progress: bool = True
 ) -> ImportReport:
-    """Load an export into the cache, checking its format, checksums and every vector."""
+    """Load an export into the cache; every shard is checked before anything is written."""
     manifest = read_manifest(source)
-    report = ImportReport()
-    bar = Progress("importing", int(manifest["entries"]), enabled=progress)
-    for shard in manifest["shards"]:
-        path = source / shard["file"]
-        if _sha256(path) != shard["sha256"]:
-            raise AdminError(f"{path}: checksum mismatch; the export is damaged")
-        rows = np.load(path, mmap_mode="r", allow_pickle=False)
-        if rows.dtype != np.dtype("<f4") or rows.shape != (shard["rows"], shard["dims"]):
-            raise AdminError(f"{path}: expected float32 {shard['rows']}x{shard['dims']}")
-        for start in range(0, shard["rows"], _BATCH):
-            chunk = np.ascontiguousarray(rows[start : start + _BATCH])
-            records: dict[bytes, Record] = {}
-            for offset, vector in enumerate(chunk):
-                i = start + offset
-                record = Record(
-                    shard["models"][i],
-                    shard["dims"],
-                    float(shard["created"][i]),
-                    int(shard["tokens"][i]),
-                    vector.tobytes(),
-                )
-                if problem(record) is None:
-                    records[bytes.fromhex(shard["keys"][i])] = record
-                else:
-                    report.rejected += 1
-            written = cache.put_records(records, overwrite=overwrite)
-            report.imported += written
-            report.skipped += len(records) - written
-            bar.advance(len(chunk))
+    try:
+        shards = [_checked(source, shard) for shard in manifest["shards"]]
+        report = ImportReport()
+        bar = Progress("importing", sum(int(s["rows"]) for s, _ in shards), enabled=progress)
+        for shard, rows in shards:
+            for start in range(0, shard["rows"], _BATCH):
+                chunk = np.ascontiguousarray(rows[start : start + _BATCH])
+                _import_chunk(cache, shard, start, chunk, overwrite, report)
+                bar.advance(len(chunk))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise AdminError(f"{source}: malformed export ({type(exc).__name__}: {exc})") from exc
     bar.close()
     return report
+
+
+def _checked(source: Path, shard: dict[str, Any]) -> tuple[dict[str, Any], NDArray[np.float32]]:
+    """The shard's rows, once its checksum, dtype, shape and metadata lengths agree."""
+    path = source / shard["file"]
+    if path.parent != source or not path.is_file():
+        raise AdminError(f"{path}: missing from the export")
+    if _sha256(path) != shard["sha256"]:
+        raise AdminError(f"{path}: checksum mismatch; the export is damaged")
+    rows: NDArray[np.float32] = np.load(path, mmap_mode="r", allow_pickle=False)
+    n, dims = int(shard["rows"]), int(shard["dims"])
+    if rows.dtype != np.dtype("<f4") or rows.shape != (n, dims):
+        raise AdminError(f"{path}: expected float32 {n}x{dims}, found {rows.dtype} {rows.shape}")
+    if any(len(shard[column]) != n for column in ("keys", "models", "created", "tokens")):
+        raise AdminError(f"{path}: the manifest lists a different number of entries")
+    if any(len(bytes.fromhex(key)) != 32 for key in shard["keys"]):
+        raise AdminError(f"{path}: a key is not 32 bytes of hex")
+    return shard, rows
+
+
+def _import_chunk(
+    cache: VectorCache,
+    shard: dict[str, Any],
+    start: int,
+    chunk: NDArray[np.float32],
+    overwrite: bool,
+    report: ImportReport,
+) -> None:
+    records: dict[bytes, Record] = {}
+    for offset, vector in enumerate(chunk):
+        i = start + offset
+        record = Record(
+            str(shard["models"][i]),
+            int(shard["dims"]),
+            float(shard["created"][i]),
+            int(shard["tokens"][i]),
+            vector.tobytes(),
+        )
+        if problem(record) is None:
+            records[bytes.fromhex(shard["keys"][i])] = record
+        else:
+            report.rejected += 1
+    written = cache.put_records(records, overwrite=overwrite)
+    report.imported += written
+    report.skipped += len(records) - written
 
 
 def read_manifest(source: Path) -> dict[str, Any]:

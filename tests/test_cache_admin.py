@@ -180,16 +180,19 @@ def test_import_refuses_a_damaged_or_foreign_export_and_keeps_existing_entries(
     seeded(tmp_path).close()
     source, target = ["--cache-dir", str(tmp_path / "c")], ["--cache-dir", str(tmp_path / "t")]
     export_dir = tmp_path / "export"
-    assert cli(capsys, "export", str(export_dir), "--model", GE2, *source)[0] == 0
+    code, out = cli(capsys, "export", str(export_dir), "--model", GE2, "--shard-rows", "4", *source)
+    assert code == 0 and "exported 10 vectors in 3 shards" in out
     assert cli(capsys, "export", str(export_dir), *source)[0] == 1  # never over an export
     assert "imported 10 vectors" in cli(capsys, "import", str(export_dir), *target)[1]
     assert "0 vectors; 10 already present" in cli(capsys, "import", str(export_dir), *target)[1]
     manifest_path = export_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    shard = export_dir / manifest["shards"][0]["file"]
+    shard = export_dir / manifest["shards"][-1]["file"]
     shard.write_bytes(shard.read_bytes()[:-4] + b"\x00\x00\xc0\x7f")  # one value becomes NaN
-    code = main(["cache", "import", str(export_dir), "--overwrite", *target])
+    fresh = ["--cache-dir", str(tmp_path / "fresh")]
+    code = main(["cache", "import", str(export_dir), *fresh])
     assert code == 1 and "checksum mismatch" in capsys.readouterr().err
+    assert '"entries": 0' in cli(capsys, "stats", "--json", *fresh)[1]  # no shard was written
     manifest_path.write_text(json.dumps({**manifest, "key_version": "gw-key-v0"}))
     code = main(["cache", "import", str(export_dir), *target])
     assert code == 1 and "could never be found" in capsys.readouterr().err
