@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     concurrencies = [int(c) for c in (args.concurrency or default_conc).split(",")]
     data = run(duration, concurrencies, rounds, with_litellm=not args.no_litellm)
     data["meta"] = http_report.meta(with_litellm=not args.no_litellm)
+    data["command"] = " ".join(["python bench/bench_http.py", *(argv or sys.argv[1:])])
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "http.json").write_text(json.dumps(data, indent=1))
     (RESULTS / "http.md").write_text(http_report.markdown(data))

@@ -136,7 +136,9 @@ def markdown(data: dict[str, Any]) -> str:
         "pointed at the same FakeGemini). Every system's hits were verified before timing: "
         "repeated requests made no upstream call; upstream calls during all timed runs: "
         f"{leaked}. Ratios use each system's peak throughput over the concurrencies run; "
-        "against LiteLLM they use the faster of its two caches.",
+        "against LiteLLM they use the faster of its two caches; the goals they are checked "
+        "against are in the summary at the top of RESULTS.md. "
+        f"Command: `{data.get('command', 'python bench/bench_http.py')}`.",
         "",
         "Fairness notes: after each timed run the bench waits until the server is idle again, so "
         "requests still in flight when wrk stops are not charged to the next system. "
@@ -145,10 +147,6 @@ def markdown(data: dict[str, Any]) -> str:
         "master key, so its requests carry one (the gateway runs with auth off, its default). "
         "LiteLLM drops `encoding_format` for Gemini (`drop_params: true`; without it, it "
         "rejects the request) and answers float JSON to base64 requests.",
-        "",
-        "### Goals",
-        "",
-        goals_table(data),
         "",
     ]
     for scenario, label in LABELS.items():
