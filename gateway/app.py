@@ -12,12 +12,13 @@ import structlog
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from gateway.api import gemini, openai, ops
+from gateway.api import collections, gemini, openai, ops
 from gateway.api.auth import ClientAuth
 from gateway.api.error_bodies import error_response
 from gateway.api.limits import body_deadline
 from gateway.api.request_log import make_before_send
 from gateway.cache import VectorCache
+from gateway.collections import CollectionManager
 from gateway.config import Secrets, Settings, load_secrets
 from gateway.embedder import Embedder
 from gateway.metrics import ROUTES as METRICS_ROUTES
@@ -80,6 +81,8 @@ def create_app(
     metrics = GatewayMetrics(settings.pricing, cache, scheduler)
     services.embedder.observer = metrics
     services.extras["metrics"] = metrics
+    collection_manager = CollectionManager(settings)
+    services.extras["collections"] = collection_manager
     auth = ClientAuth(secrets.client_keys, metrics_require_key=settings.server.metrics_require_key)
 
     @asynccontextmanager
@@ -90,9 +93,11 @@ def create_app(
             mode="online" if scheduler else "cache-only",
             upstream="fake" if fake else settings.upstream.base_url,
         )
+        await collection_manager.open()
         try:
             yield
         finally:
+            await collection_manager.close()
             if scheduler is not None:
                 await scheduler.aclose()
             if upstream is not None:
@@ -103,7 +108,13 @@ def create_app(
     static_headers = {"x-gateway-upstream": "fake"} if fake else {}
     static_fields: dict[str, Any] = {"upstream": "fake"} if fake else {}
     return Litestar(
-        route_handlers=[*openai.ROUTES, *gemini.ROUTES, *ops.ROUTES, *METRICS_ROUTES],
+        route_handlers=[
+            *openai.ROUTES,
+            *gemini.ROUTES,
+            *collections.ROUTES,
+            *ops.ROUTES,
+            *METRICS_ROUTES,
+        ],
         state=_state(services),
         lifespan=[lifespan],
         exception_handlers={Exception: error_response},
