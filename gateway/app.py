@@ -17,6 +17,7 @@ from gateway.api.auth import ClientAuth
 from gateway.api.error_bodies import error_response
 from gateway.api.limits import body_deadline
 from gateway.api.request_log import make_before_send
+from gateway.api.views import ViewCache
 from gateway.cache import VectorCache
 from gateway.collections import CollectionManager
 from gateway.config import Secrets, Settings, load_secrets
@@ -77,6 +78,7 @@ def create_app(
         embedder=Embedder(settings, cache, scheduler, namespace),
         upstream=upstream,
         fake_upstream=fake,
+        views=ViewCache(settings.cache.view_memory_bytes),
     )
     metrics = GatewayMetrics(settings.pricing, cache, scheduler)
     services.embedder.observer = metrics
@@ -119,7 +121,7 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers={Exception: error_response},
         before_send=[make_before_send(static_headers, static_fields), metrics.before_send],
-        guards=[auth],
+        guards=[auth] if auth.enabled else [],  # a guard costs a handler copy per request
         middleware=[metrics.middleware, body_deadline(settings.server.body_timeout_s)],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Gemini embedding gateway", version="0.1.0"),

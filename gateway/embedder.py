@@ -28,6 +28,7 @@ class Embedded(msgspec.Struct, frozen=True, gc=False):
     tokens: list[int]
     hits: int
     misses: int
+    keys: list[bytes]
 
     @property
     def cache_header(self) -> str:
@@ -119,7 +120,7 @@ class Embedder:
         else:
             vectors = np.stack([found[key].vector for key in keys]) if keys else _empty(spec)
         tokens = [found[key].tokens for key in keys]
-        return Embedded(vectors, tokens, hits=hits, misses=len(keys) - hits)
+        return Embedded(vectors, tokens, hits=hits, misses=len(keys) - hits, keys=keys)
 
     async def _keys(self, contents: Sequence[Content], params: EmbedParams) -> list[bytes]:
         if sum(c.payload_bytes for c in contents) < _HASH_OFF_LOOP_BYTES:

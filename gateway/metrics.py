@@ -89,14 +89,23 @@ class GatewayMetrics:
             registry=r,
         )
         r.register(_ScrapeCollector(cache, scheduler))
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.scheduler = scheduler
         counters = getattr(scheduler, "counters", None)
         if counters is not None and hasattr(counters, "observer"):
             counters.observer = self.upstream_call
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """metric.labels(*labels), memoised: prometheus-client's lookup takes a lock each call."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def upstream_call(self, items: int, seconds: float, outcome: str) -> None:
         """The scheduler's per-call observer."""
-        self.upstream_calls.labels(outcome).observe(seconds)
+        self._child(self.upstream_calls, outcome).observe(seconds)
 
     def looked_up(
         self,
@@ -122,10 +131,10 @@ class GatewayMetrics:
             state.setdefault("upstream_ms", 0.0)
             state["coalesced"] = state.get("coalesced", 0) + self._in_flight(keys, found)
         for (modality, result), n in results.items():
-            self.lookups.labels(spec.id, modality, result).inc(n)
+            self._child(self.lookups, spec.id, modality, result).inc(n)
         for modality, tokens in saved.items():
-            self.saved_tokens.labels(spec.id, modality).inc(tokens)
-            self.saved_dollars.labels(spec.id, modality).inc(dollars[modality])
+            self._child(self.saved_tokens, spec.id, modality).inc(tokens)
+            self._child(self.saved_dollars, spec.id, modality).inc(dollars[modality])
 
     def _in_flight(self, keys: Sequence[bytes], found: Mapping[bytes, Cached]) -> int:
         """Misses that will join a fetch already in flight. Exact: the embedder calls the
@@ -167,8 +176,8 @@ class GatewayMetrics:
         scope[_DONE] = None  # type: ignore[literal-required]
         state = request_state(scope)
         route = scope.get("path_template") or "unmatched"
-        self.requests.labels(route, scope.get("method", ""), str(status)).inc()
-        self.duration.labels(route).observe(time.perf_counter() - state["t0"])
+        self._child(self.requests, route, scope.get("method", ""), str(status)).inc()
+        self._child(self.duration, route).observe(time.perf_counter() - state["t0"])
         inputs = state.get("inputs")
         if isinstance(inputs, int) and inputs > 0:
             self.inputs.observe(inputs)

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 
+from gateway.api.views import ViewCache
 from gateway.cache import VectorCache
 from gateway.config import Secrets, Settings
 from gateway.embedder import Embedder
@@ -23,6 +24,7 @@ class Services:
     embedder: Embedder
     upstream: Upstream | None
     fake_upstream: bool
+    views: ViewCache
     extras: dict[str, Any] = field(default_factory=dict)
 
 

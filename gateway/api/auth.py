@@ -47,7 +47,10 @@ class ClientAuth:
             ok |= hmac.compare_digest(candidate, digest)
         return ok
 
-    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+    ) -> None:
+        # async on purpose: litestar runs a sync guard in a worker thread, a hop on every request
         if not self._digests or _is_open(connection.scope["path"], self.open_paths):
             return
         presented = presented_keys(connection.scope)

@@ -13,17 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-import numpy as np
 from litestar import Request, post
-from numpy.typing import NDArray
 
 from gateway.api.gemini_wire import WireItem, parse_batch, parse_single
-from gateway.api.raw_response import RawJSON
+from gateway.api.raw_response import RawJSON, read_body
 from gateway.api.request_log import request_state
-from gateway.api.vector_json import rows_json
 from gateway.config import ModelSpec
 from gateway.content import Content, EmbedParams, estimate_tokens
-from gateway.core.vectors import derive
 from gateway.errors import AuthError, ModelNotFound, NotFound
 from gateway.services import Services, services_of
 
@@ -40,7 +36,7 @@ _MODALITY = {
 
 
 class Values(msgspec.Struct):
-    values: msgspec.Raw
+    values: str | msgspec.Raw  # always Raw JSON rows here; the union is the ViewCache row type
 
 
 class ModalityTokens(msgspec.Struct):
@@ -108,7 +104,7 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
             f" {method}. Call ListModels to see the list of available models and their"
             " supported methods."
         )
-    body = await request.body()
+    body = await read_body(request, services.settings.server.max_body_bytes)
     items = await _parse(body, method, model, spec, services)
     state = request_state(request.scope)
     state.update(model=spec.id, inputs=len(items))
@@ -157,7 +153,7 @@ def _groups(
 class Served(msgspec.Struct, gc=False):
     """A request's vectors as JSON rows and their tokens, in request order, and cache counts."""
 
-    rows: list[msgspec.Raw]
+    rows: list[str | msgspec.Raw]
     tokens: list[int]
     hits: int
     misses: int
@@ -181,19 +177,15 @@ async def embed_items(items: Sequence[WireItem], spec: ModelSpec, services: Serv
             served.tokens[index] = result.tokens[position]
             by_dims.setdefault(items[index].dims or spec.dims, []).append(position)
         for dims, positions in by_dims.items():
-            vectors = result.vectors if len(by_dims) == 1 else result.vectors[positions]
-            for position, row in zip(positions, rows_json(view(vectors, dims)), strict=True):
+            whole = len(by_dims) == 1
+            vectors = result.vectors if whole else result.vectors[positions]
+            keys = result.keys if whole else [result.keys[p] for p in positions]
+            # As Google: the stored vector at full size, else its plain prefix, not re-normalised
+            # (Google normalises only the full 3072-d vector).
+            rows = services.views.rows(keys, vectors, dims, "float", "float", normalize=False)
+            for position, row in zip(positions, rows, strict=True):
                 served.rows[indices[position]] = row
     return served
-
-
-def view(vectors: NDArray[np.float32], dims: int) -> NDArray[np.float32]:
-    """What Google answers for `outputDimensionality=dims`: the stored vector at full size, else
-    its plain prefix, not re-normalised (Google normalises only the full 3072-d vector)."""
-    if dims >= vectors.shape[1]:
-        return vectors
-    out: NDArray[np.float32] = derive(vectors, dims, "float", normalize=False)
-    return out
 
 
 def usage(contents: Sequence[Content], tokens: Sequence[int]) -> UsageMetadata:

@@ -9,12 +9,11 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from gateway.api.openai_input import parse_input
-from gateway.api.raw_response import RawJSON
+from gateway.api.raw_response import RawJSON, read_body
 from gateway.api.request_log import request_state
-from gateway.api.vector_json import encode_rows
 from gateway.config import ModelSpec, Settings
 from gateway.content import TASK_TYPES, Content, with_task_prefix
-from gateway.core.vectors import DTYPES, derive
+from gateway.core.vectors import DTYPES
 from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.services import services_of
 
@@ -128,7 +127,7 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
     """OpenAI-compatible embeddings with the gateway's multimodal and quantisation extensions."""
     services = services_of(request)
     settings = services.settings
-    req = decode_request(await request.body())
+    req = decode_request(await read_body(request, settings.server.max_body_bytes))
     spec = resolve_model(settings, req.model)
     if req.input is msgspec.UNSET:
         raise InvalidRequest("`input` is required", param="input")
@@ -151,8 +150,7 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
     state.update(model=spec.id, inputs=len(contents))
     result = await embedder.embed(contents, spec, params)
     state.update(hits=result.hits, misses=result.misses)
-    codes = derive(result.vectors, dims, dtype)
-    rows = encode_rows(codes, encoding)
+    rows = services.views.rows(result.keys, result.vectors, dims, dtype, encoding)
     tokens = sum(result.tokens)
     body = EmbeddingsResponse(
         object="list",

@@ -1,10 +1,14 @@
-"""RawJSON: a minimal ASGI response for pre-encoded JSON bodies on the hot path."""
+"""The hot path's HTTP plumbing: read a body and send pre-encoded JSON with little overhead."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from litestar import Request
 from litestar.types import Receive, Scope, Send
+
+from gateway.errors import InvalidRequest, PayloadTooLarge
 
 _JSON = (b"content-type", b"application/json")
 
@@ -28,3 +32,37 @@ class RawJSON:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
+
+
+async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The whole body; 413 from Content-Length before any byte is read, or once `limit` is passed.
+
+    litestar's own `request.body()` does the same checks through several layers of wrappers, a
+    cost that shows on a cache hit of a few tens of microseconds.
+    """
+    declared = -1
+    for name, value in request.scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise InvalidRequest("the Content-Length header is not a number") from None
+            break
+    if declared > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; this server accepts {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away; what arrived is all there is
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body is over the {limit} bytes this server accepts")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

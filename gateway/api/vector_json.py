@@ -7,6 +7,7 @@ shortest text that parses back to the same float32 (0.012345679, not 0.012345678
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -52,7 +53,7 @@ def rows_json(codes: NDArray[Any]) -> list[msgspec.Raw]:
     return out
 
 
-def encode_rows(codes: NDArray[Any], encoding_format: str) -> list[str] | list[msgspec.Raw]:
+def encode_rows(codes: NDArray[Any], encoding_format: str) -> Sequence[str | msgspec.Raw]:
     """Rows for the wire: "float" -> JSON arrays (rows_json), "base64" -> rows_base64."""
     if encoding_format == "float":
         return rows_json(codes)
