@@ -20,6 +20,20 @@ def inline_section(previous: str, title: str) -> str:
     return match.group(0).strip() if match else ""
 
 
+def as_section(text: str) -> str:
+    """A section file's markdown with its top heading at level 2 (`# X` becomes `## X`)."""
+    text = text.strip()
+    if not text.startswith("# "):
+        return text
+    lines = text.splitlines()
+    fence = False
+    for i, line in enumerate(lines):
+        fence ^= line.startswith("```")
+        if not fence and re.match(r"#{1,5} ", line):
+            lines[i] = "#" + line
+    return "\n".join(lines)
+
+
 def section_files() -> list[Path]:
     files = sorted(RESULTS_DIR.glob("*.md"))
     first = [f for name in ORDER for f in files if f.stem == name]
@@ -60,7 +74,7 @@ def compose(
         parts += ["Goals of issue 9 (from the HTTP section below):", "", goals_table(http_data), ""]
     parts += ["Benchmarks in this run:", "", runs_table, ""]
     for path in section_files():
-        parts += [path.read_text(encoding="utf-8").strip(), ""]
+        parts += [as_section(path.read_text(encoding="utf-8")), ""]
     for title in INLINE_SECTIONS:
         if (RESULTS_DIR / f"{title.lower()}.md").exists():
             continue
