@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import cli_cache
+from gateway import cli_cache, cli_collections
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve)
     cli_cache.register(sub)
+    cli_collections.register(sub)
     return parser
 
 
