@@ -66,7 +66,12 @@ def create_app(
         upstream = None
     cache = VectorCache(settings.cache)
     scheduler = (
-        Scheduler(upstream, settings.upstream, store=cache.set_many)
+        Scheduler(
+            upstream,
+            settings.upstream,
+            store=cache.set_many,
+            workers=settings.server.workers,
+        )
         if upstream is not None
         else None
     )

@@ -62,15 +62,25 @@ class Scheduler:
     """Turns many requests' misses into few, full upstream calls; failures reach every waiter."""
 
     def __init__(
-        self, upstream: Upstream, settings: UpstreamSettings, *, store: Store | None = None
+        self,
+        upstream: Upstream,
+        settings: UpstreamSettings,
+        *,
+        store: Store | None = None,
+        workers: int = 1,
     ) -> None:
+        """`store` caches vectors before waiters hear of them; `workers` processes share the
+        account's requests/min and tokens/min, so each takes its share."""
         self.upstream = upstream
         self.settings = settings
         self.store = store
         self.max_batch = max(1, min(settings.max_batch, API_MAX_BATCH))
         self.counters = UpstreamCounters()
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
-        self.limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
+        self.limiter = RateLimiter(
+            _share(settings.requests_per_minute, workers),
+            _share(settings.tokens_per_minute, workers),
+        )
         self._calls = ResilientUpstream(
             upstream, settings, self.breaker, self.limiter, self.counters
         )
@@ -293,3 +303,8 @@ def _outcome(future: asyncio.Future[NDArray[np.float32]], deadline_s: float) -> 
     if isinstance(error, GatewayError):
         return error
     return UpstreamError(f"the upstream call failed: {type(error).__name__}")
+
+
+def _share(per_minute: int, workers: int) -> int:
+    """One process's part of a limit shared by `workers` (0 stays 0: no limit)."""
+    return 0 if per_minute <= 0 else max(1, per_minute // max(1, workers))

@@ -10,7 +10,8 @@ import pytest
 
 from gateway.testing import FakeGemini
 from gateway.testing.faults import MalformedKind
-from tests.test_scheduler import fast_settings, live_gateway
+from tests.conftest import make_settings
+from tests.test_scheduler import FAST_UPSTREAM, fast_settings, live_gateway
 
 MODEL = "gemini-embedding-2"
 GEMINI_BATCH = f"/v1beta/models/{MODEL}:batchEmbedContents"
@@ -208,4 +209,18 @@ async def test_a_refused_api_key_is_not_bisected_nor_retried(
         response = await gateway.embed(model=MODEL, input=["k1", "k2", "k3"])
         assert response.status_code == 502
         assert "API key" in response.json()["error"]["message"]
+        assert fake.call_count == 1
+
+
+async def test_worker_processes_split_the_accounts_request_budget(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    settings = make_settings(
+        tmp_path / "cache",
+        server={"workers": 2},
+        upstream={**FAST_UPSTREAM, "requests_per_minute": 2, "deadline_s": 1.0},
+    )
+    async with live_gateway(settings, fake) as gateway:  # one of the two processes
+        assert (await gateway.embed(model=MODEL, input="mine")).status_code == 200
+        assert (await gateway.embed(model=MODEL, input="the other's")).status_code == 429
         assert fake.call_count == 1

@@ -27,7 +27,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     mode = "online" if services.embedder.online else "cache-only"
     checks = {
         "cache": "ok" if cache_ok else "failing",
-        "upstream": "fake" if services.fake_upstream else mode,
+        "upstream": "fake" if services.fake_upstream and services.embedder.online else mode,
     }
     scheduler = services.embedder.scheduler
     if scheduler is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -46,11 +47,12 @@ class CircuitBreaker:
         state = self.state
         if state == "closed" or (state == "half-open" and not self._probing):
             return None
-        wait = self.retry_after if state == "open" else max(1.0, self.cooldown_s / 10)
+        wait = self.retry_after if state == "open" else self.cooldown_s / 10
+        seconds = max(1, math.ceil(wait))
         return UpstreamUnavailable(
-            f"the upstream is failing; misses fail fast for {max(1, round(wait))} s"
+            f"the upstream is failing; misses fail fast for {seconds} s"
             " (circuit breaker open); cached inputs are still served",
-            retry_after=max(1.0, wait),
+            retry_after=float(seconds),
         )
 
     def admit(self) -> UpstreamUnavailable | None:

@@ -90,8 +90,8 @@ class RateLimiter:
         wait = self.delay(model, tokens)
         if wait > 0 and self._clock() + wait > deadline:
             raise RateLimited(
-                f"the gateway's own rate limit for {model} needs {wait:.1f} s more than this"
-                " request's deadline allows ([upstream] requests_per_minute / tokens_per_minute)",
+                f"the gateway's own rate limit for {model} would hold this request {wait:.1f} s,"
+                " past its deadline ([upstream] requests_per_minute, tokens_per_minute)",
                 retry_after=wait,
             )
         limits = self._limits(model)

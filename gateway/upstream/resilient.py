@@ -15,7 +15,6 @@ from gateway.config import UpstreamSettings
 from gateway.content import Content, EmbedParams
 from gateway.errors import (
     GatewayError,
-    RateLimited,
     UpstreamError,
     UpstreamRejected,
     UpstreamTimeout,
@@ -154,8 +153,8 @@ class ResilientUpstream:
                     raise
                 s = self.settings
                 delay = retry_delay(error, attempt, s.backoff_base_s, s.backoff_max_s, self._jitter)
-                if isinstance(error, RateLimited) and error.retry_after:
-                    self.limiter.hold(params.model, error.retry_after)  # quiet for the whole model
+                if error.retry_after:  # the upstream named a delay: quiet for the whole model
+                    self.limiter.hold(params.model, error.retry_after)
                 if now + delay + (now - started) >= deadline:
                     raise  # no time for another such attempt: say what the upstream said, now
                 last = error
