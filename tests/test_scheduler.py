@@ -122,7 +122,6 @@ async def test_1000_concurrent_distinct_requests_become_at_most_15_calls_answere
                 for t in texts
             )
         )
-        print(f"1000 distinct concurrent misses: {fake.call_count} upstream calls")
     assert {r.status_code for r in responses} == {200}
     assert fake.call_count <= 15
     assert fake.items_received == 1000
