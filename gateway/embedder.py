@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from gateway.cache import Cached, VectorCache
 from gateway.config import ModelSpec, Settings
 from gateway.content import Content, EmbedParams, content_key, estimate_tokens
-from gateway.errors import GatewayError, UpstreamError, UpstreamRejected, UpstreamUnavailable
+from gateway.errors import CacheMiss, GatewayError, UpstreamError, UpstreamRejected
 from gateway.scheduler import Scheduler
 
 # Hashing more than this many media bytes moves to a worker thread, off the event loop.
@@ -137,11 +137,10 @@ class Embedder:
         found: dict[bytes, Cached],
     ) -> None:
         if self.scheduler is None:
-            where = ", ".join(f"input[{i}]" for i, k in enumerate(keys) if k in missing)
-            raise UpstreamUnavailable(
-                f"cache-only mode and not cached: {where}",
-                code="cache_miss",
-            )
+            failed = tuple(i for i, k in enumerate(keys) if k in missing)
+            reason = "cache-only mode and not cached"
+            where = ", ".join(f"input[{i}]" for i in failed)
+            raise CacheMiss(f"{reason}: {where}", failed=failed, reason=reason)
         dims = params.dims or spec.dims
         results = await self.scheduler.embed(missing, params, dims)
         good: dict[bytes, Cached] = {}
@@ -182,7 +181,9 @@ def _combined(errors: dict[bytes, GatewayError], keys: list[bytes]) -> GatewayEr
     first = errors[keys[failed[0]]]
     if isinstance(first, UpstreamRejected):
         where = ", ".join(f"input[{i}]" for i in failed)
-        error = UpstreamRejected(f"{first.message} (failed: {where})", failed=failed)
+        error = UpstreamRejected(
+            f"{first.message} (failed: {where})", failed=failed, reason=first.message
+        )
         error.param = f"input[{failed[0]}]"
         return error
     return first

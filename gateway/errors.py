@@ -11,7 +11,8 @@
     ├── RateLimited                   429 rate_limit_exceeded / RESOURCE_EXHAUSTED
     └── UpstreamError                 502 upstream_error / UNAVAILABLE
         ├── UpstreamRejected          400 the upstream refused some items (per-item errors)
-        ├── UpstreamUnavailable       503 cache-only miss, breaker open, upstream down
+        ├── UpstreamUnavailable       503 breaker open, upstream down
+        │   └── CacheMiss             503 cache-only mode and not cached (retrying cannot help)
         └── UpstreamTimeout           504 DEADLINE_EXCEEDED
 
 ConfigError is not an HTTP error: it stops `gateway serve` before it listens.
@@ -138,9 +139,17 @@ class UpstreamRejected(UpstreamError):
     gemini_status = "INVALID_ARGUMENT"
     should_retry = False
 
-    def __init__(self, message: str, *, failed: tuple[int, ...] = (), param: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        failed: tuple[int, ...] = (),
+        param: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message, param=param)
         self.failed = failed
+        self.reason = reason or message
 
 
 class UpstreamUnavailable(UpstreamError):
@@ -148,6 +157,20 @@ class UpstreamUnavailable(UpstreamError):
 
     status = 503
     openai_code = "upstream_unavailable"
+
+
+class CacheMiss(UpstreamUnavailable):
+    """cache-only mode and inputs are not cached; `failed` holds their input indices."""
+
+    openai_code = "cache_miss"
+    should_retry = False
+
+    def __init__(
+        self, message: str, *, failed: tuple[int, ...] = (), reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.reason = reason or message
 
 
 class UpstreamTimeout(UpstreamError):

@@ -139,10 +139,10 @@ class GatewayMetrics:
     def _in_flight(self, keys: Sequence[bytes], found: Mapping[bytes, Cached]) -> int:
         """Misses that will join a fetch already in flight. Exact: the embedder calls the
         scheduler right after this without awaiting in between."""
-        inflight: Mapping[bytes, object] = getattr(self.scheduler, "_inflight", None) or {}
-        if not inflight:
+        is_inflight = getattr(self.scheduler, "is_inflight", None)
+        if is_inflight is None or not getattr(self.scheduler, "inflight", 0):
             return 0
-        return sum(1 for key in set(keys) if key not in found and key in inflight)
+        return sum(1 for key in set(keys) if key not in found and is_inflight(key))
 
     def _price(self, content: Content, modality: str, tokens: int) -> float:
         if modality != "mixed":

@@ -108,6 +108,10 @@ class Scheduler:
         """Keys waiting for an upstream answer (queued or in a call)."""
         return len(self._inflight)
 
+    def is_inflight(self, key: bytes) -> bool:
+        """True while `key` waits for an upstream answer another request already asked for."""
+        return key in self._inflight
+
     @property
     def queued(self) -> int:
         """Keys queued for a batch that has not left yet."""

@@ -384,3 +384,46 @@ async def test_a_cache_only_miss_is_unavailable_to_the_sdk(tmp_path: Path) -> No
         with pytest.raises(errors.ServerError) as caught:
             await client.models.embed_content(model=GE2, contents="never seen")
     assert caught.value.code == 503 and caught.value.status == "UNAVAILABLE"
+
+
+async def test_failures_name_googles_request_indices_not_openai_inputs(gw: GeminiGateway) -> None:
+    await gw.http.post(
+        f"/v1beta/models/{GE1}:batchEmbedContents",
+        json={"requests": [{"content": {"parts": [{"text": "kept"}]}}]},
+    )
+    gw.fake.poison(lambda item: item.text == "poison")
+    requests = [
+        {"content": {"parts": [{"text": "kept"}]}},
+        {"content": {"parts": [{"text": "fine"}]}, "taskType": "RETRIEVAL_QUERY"},
+        {"content": {"parts": [{"text": "poison"}]}, "taskType": "RETRIEVAL_QUERY"},
+    ]
+    reply = await gw.http.post(
+        f"/v1beta/models/{GE1}:batchEmbedContents", json={"requests": requests}
+    )
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert error["message"].endswith(": requests[2]")
+    assert "input[" not in error["message"]
+    assert reply.headers["x-should-retry"] == "false"
+
+
+async def test_a_cache_only_miss_names_the_requests_and_says_not_to_retry(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    settings = make_settings(tmp_path / "shared")
+    async with AsyncTestClient(make_app(settings, fake)) as http:
+        await http.post("/v1/embeddings", json={"model": GE2, "input": "warm"})
+    cold = make_settings(tmp_path / "shared", upstream={"mode": "cache-only"})
+    requests = [{"content": {"parts": [{"text": t}]}} for t in ("cold", "warm", "colder")]
+    async with AsyncTestClient(make_app(cold, None)) as http:
+        reply = await http.post(f"/v1/models/{GE2}:batchEmbedContents", json={"requests": requests})
+        openai = await http.post("/v1/embeddings", json={"model": GE2, "input": ["warm", "cold"]})
+    assert reply.status_code == 503
+    assert reply.json()["error"]["message"] == (
+        "cache-only mode and not cached: requests[0], requests[2]"
+    )
+    assert reply.headers["x-should-retry"] == "false"
+    assert openai.status_code == 503
+    assert openai.json()["error"]["code"] == "cache_miss"
+    assert openai.headers["x-should-retry"] == "false"

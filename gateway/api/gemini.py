@@ -20,7 +20,8 @@ from gateway.api.raw_response import RawJSON, read_body
 from gateway.api.request_log import request_state
 from gateway.config import ModelSpec
 from gateway.content import Content, EmbedParams, estimate_tokens
-from gateway.errors import AuthError, ModelNotFound, NotFound
+from gateway.embedder import Embedded
+from gateway.errors import AuthError, CacheMiss, ModelNotFound, NotFound, UpstreamRejected
 from gateway.services import Services, services_of
 
 _METHODS = ("batchEmbedContents", "embedContent")
@@ -164,10 +165,16 @@ async def embed_items(items: Sequence[WireItem], spec: ModelSpec, services: Serv
     embedder = services.embedder
     groups = _groups(items, spec, services)
     batches = [([items[i].content for i in idx], p) for p, idx in groups.items()]
-    if len(batches) == 1:  # the common case: no task for gather to schedule
-        results = [await embedder.embed(batches[0][0], spec, batches[0][1])]
-    else:
-        results = await asyncio.gather(*(embedder.embed(c, spec, p) for c, p in batches))
+
+    async def embed_group(contents: list[Content], params: EmbedParams, at: list[int]) -> Embedded:
+        try:
+            return await embedder.embed(contents, spec, params)
+        except (UpstreamRejected, CacheMiss) as exc:
+            raise _in_request_terms(exc, at) from exc
+
+    jobs = [embed_group(c, p, at) for (c, p), at in zip(batches, groups.values(), strict=True)]
+    # the common case, one group, needs no task for gather to schedule
+    results = [await jobs[0]] if len(jobs) == 1 else await asyncio.gather(*jobs)
     served = Served([msgspec.Raw(b"")] * len(items), [0] * len(items), 0, 0)
     for indices, result in zip(groups.values(), results, strict=True):
         served.hits += result.hits
@@ -186,6 +193,15 @@ async def embed_items(items: Sequence[WireItem], spec: ModelSpec, services: Serv
             for position, row in zip(positions, rows, strict=True):
                 served.rows[indices[position]] = row
     return served
+
+
+def _in_request_terms(
+    exc: UpstreamRejected | CacheMiss, at: list[int]
+) -> UpstreamRejected | CacheMiss:
+    """The embedder names a group's inputs by position; a Gemini caller knows `requests[i]`."""
+    failed = tuple(sorted(at[i] for i in exc.failed))
+    where = ", ".join(f"requests[{i}]" for i in failed)
+    return type(exc)(f"{exc.reason}: {where}", failed=failed, reason=exc.reason)
 
 
 def usage(contents: Sequence[Content], tokens: Sequence[int]) -> UsageMetadata:
