@@ -3,6 +3,7 @@
     python -m bench            # the full suite (~10-15 min on 2 cores; first run installs LiteLLM)
     python -m bench --quick    # shorter runs (~4-6 min), same table and files
     python -m bench --only http,vectors
+    python -m bench --compose  # rebuild RESULTS.md from the last run, running nothing
 
 Prints a summary table and writes bench/RESULTS.md (the machine, the goals, every section)
 and the PNG charts in bench/results/.
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import machine
 from bench.results_doc import compose
@@ -25,6 +27,7 @@ from bench.results_doc import compose
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS_MD = BENCH / "RESULTS.md"
+RUN_JSON = BENCH / "results" / "run.json"  # the last run's record, for --compose
 DEFAULT_BUDGET_S = 15 * 60
 # The rest of the budget is shared out in this order; the HTTP comparison is the headline.
 FIRST = ("http",)
@@ -67,6 +70,33 @@ def summary_table(ran: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def write_results(run: dict[str, Any]) -> None:
+    """RESULTS.md from a run record and the section files as they are now."""
+    http = BENCH / "results" / "http.json"
+    http_data = json.loads(http.read_text()) if http.exists() else None
+    facts = dict(run["facts"])
+    if http_data and http_data.get("meta", {}).get("litellm"):
+        facts["litellm"] = http_data["meta"]["litellm"]
+    RESULTS_MD.write_text(
+        compose(
+            previous=RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "",
+            facts=facts,
+            runs_table=summary_table(run["ran"]),
+            http_data=http_data,
+            invocation=run["invocation"],
+            when=run["when"],
+            total_s=run["total_s"],
+        ),
+        encoding="utf-8",
+    )
+    print("\n" + summary_table(run["ran"]))
+    if http_data:
+        from bench.http_report import goals_table
+
+        print("\n" + goals_table(http_data))
+    print(f"\nwrote {RESULTS_MD.relative_to(ROOT)} ({run['invocation']}, {run['total_s']:.0f} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs, same outputs")
@@ -74,7 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         "--only", help="comma-separated names (default: all of " + ", ".join(discover()) + ")"
     )
     parser.add_argument("--budget", type=float, help=f"total seconds (default {DEFAULT_BUDGET_S})")
+    parser.add_argument(
+        "--compose",
+        action="store_true",
+        help="run nothing: rebuild RESULTS.md from the last run and the current section files",
+    )
     args = parser.parse_args(argv)
+    if args.compose:
+        if not RUN_JSON.exists():
+            parser.error("no previous run recorded: run `python -m bench` first")
+        write_results(json.loads(RUN_JSON.read_text()))
+        return 0
     names = discover()
     if args.only:
         wanted = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -94,32 +134,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             continue
         ran.append(run_one(name, args.quick, left))
-    total = time.monotonic() - started
     invocation = "python -m bench" + (" --quick" if args.quick else "")
     if args.only:
         invocation += f" --only {args.only}"
-    http = BENCH / "results" / "http.json"
-    http_data = json.loads(http.read_text()) if http.exists() else None
-    if http_data and http_data.get("meta", {}).get("litellm"):
-        facts["litellm"] = http_data["meta"]["litellm"]
-    RESULTS_MD.write_text(
-        compose(
-            previous=RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "",
-            facts=facts,
-            runs_table=summary_table(ran),
-            http_data=http_data,
-            invocation=invocation,
-            when=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            total_s=total,
-        ),
-        encoding="utf-8",
-    )
-    print("\n" + summary_table(ran))
-    if http_data:
-        from bench.http_report import goals_table
-
-        print("\n" + goals_table(http_data))
-    print(f"\nwrote {RESULTS_MD.relative_to(ROOT)} in {total:.0f} s")
+    run = {
+        "facts": facts,
+        "ran": ran,
+        "invocation": invocation,
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "total_s": round(time.monotonic() - started, 1),
+    }
+    RUN_JSON.parent.mkdir(exist_ok=True)
+    RUN_JSON.write_text(json.dumps(run, indent=1))
+    write_results(run)
     return 0 if all(r["status"] == "ok" for r in ran) else 1
 
 

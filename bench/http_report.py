@@ -66,9 +66,12 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     name, ll = _litellm_best(data, "single_b64")
     ratio("1 input base64 hit vs LiteLLM", gw_b64, ll, 40, f"{gw_b64:,.0f} / {fmt_rps(ll)} {name}")
     at16 = [r for r in rows(data, "gateway", "single_b64") if r["connections"] == 16]
+    floor = [r for r in rows(data, "bare-litestar", "single_b64") if r["connections"] == 16]
     if at16:
         p99 = float(at16[0]["p99_ms"])
-        out.append(("p99, 1 input base64, 16 clients", f"{p99:.2f} ms", "<= 5 ms", p99 <= 5.0))
+        # The bare app's p99 in the same step shows what the machine allowed at that moment.
+        shown = f"{p99:.2f} ms" + (f" (bare litestar: {floor[0]['p99_ms']:.2f})" if floor else "")
+        out.append(("p99, 1 input base64, 16 clients", shown, "<= 5 ms", p99 <= 5.0))
     gw_float = _rps(data, "gateway", "single_float")
     detail = f"{gw_float:,.0f} / {gw_b64:,.0f}"
     ratio("float JSON vs base64 (gateway)", gw_float, gw_b64, 0.5, detail)

@@ -48,12 +48,12 @@ class Server:
         """Start the process and wait until `ready_path` answers (any status below 500)."""
         SCRATCH.mkdir(parents=True, exist_ok=True)
         self.log_path = SCRATCH / f"{self.name}.log"
-        log = self.log_path.open("wb")
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
-        self.proc = subprocess.Popen(
-            self.cmd, cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        with self.log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                self.cmd, cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

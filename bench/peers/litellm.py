@@ -18,8 +18,8 @@ from pathlib import Path
 from bench.http_servers import SCRATCH, Server, free_port
 
 # 1.108.7 is the newest LiteLLM whose `[proxy]` extra resolves from PyPI here (1.108.8+ pin
-# litellm-enterprise/-proxy-extras builds that are not published); 1.107.0 was a compromised
-# release and must never be installed. diskcache is what `type: disk` needs.
+# litellm-enterprise/-proxy-extras builds that are not published); 1.107.0 was reported
+# compromised and is gone from PyPI: keep the pin exact. diskcache is what `type: disk` needs.
 LITELLM_SPEC = "litellm[proxy]==1.108.7"
 EXTRA_SPECS = ("diskcache>=5.6",)
 VENV = SCRATCH / "litellm-venv"
@@ -33,13 +33,15 @@ ENV = {
 }
 
 
-def ensure_venv(log=sys.stderr) -> Path:  # type: ignore[no-untyped-def]
+def ensure_venv() -> Path:
     """The venv's `litellm` executable, creating the venv and installing LiteLLM when missing."""
     exe = VENV / "bin" / "litellm"
     python = VENV / "bin" / "python"
     if exe.exists() and _installed(python):
         return exe
-    print(f"bench: installing {LITELLM_SPEC} into {VENV} (one time, a few minutes)", file=log)
+    print(
+        f"bench: installing {LITELLM_SPEC} into {VENV} (one time, a few minutes)", file=sys.stderr
+    )
     if not python.exists():
         base = Path(getattr(sys, "_base_executable", sys.executable))
         subprocess.run([str(base), "-m", "venv", str(VENV)], check=True)
