@@ -55,10 +55,18 @@ def run_one(name: str, quick: bool, timeout_s: float) -> dict[str, object]:
     shown = " ".join(["python", *cmd[1:]])
     print(f"\n== {name}: {shown} (at most {timeout_s:.0f} s)", flush=True)
     start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     try:
-        done = subprocess.run(cmd, cwd=ROOT, env=env, timeout=timeout_s, check=False)
-        status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
+        code = proc.wait(timeout=timeout_s)
+        status = "ok" if code == 0 else f"failed (exit {code})"
     except subprocess.TimeoutExpired:
+        # SIGTERM first: bench_http stops the servers it started before it exits.
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         status = "stopped: over its time budget"
     return {"name": name, "command": shown, "status": status, "seconds": time.monotonic() - start}
 
@@ -83,6 +91,7 @@ def write_results(run: dict[str, Any]) -> None:
             facts=facts,
             runs_table=summary_table(run["ran"]),
             http_data=http_data,
+            http_fresh=any(r["name"] == "http" and r["status"] == "ok" for r in run["ran"]),
             invocation=run["invocation"],
             when=run["when"],
             total_s=run["total_s"],

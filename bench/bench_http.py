@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -174,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", help="comma-separated client counts (default 1,16,64)")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM peers")
     args = parser.parse_args(argv)
+    # On SIGTERM (python -m bench's time budget) unwind normally, so the servers get stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     duration = args.duration or (3.0 if args.quick else 5.0)
     rounds = args.rounds or (1 if args.quick else 2)
     default_conc = "1,16" if args.quick else "1,16,64"

@@ -46,6 +46,7 @@ def compose(
     facts: dict[str, str],
     runs_table: str,
     http_data: dict[str, Any] | None,
+    http_fresh: bool,
     invocation: str,
     when: str,
     total_s: float,
@@ -71,7 +72,17 @@ def compose(
     if http_data:
         from bench.http_report import goals_table
 
-        parts += ["Goals of issue 9 (from the HTTP section below):", "", goals_table(http_data), ""]
+        stale = (
+            ""
+            if http_fresh
+            else " **from an earlier run: the HTTP benchmark did not finish in this one**"
+        )
+        parts += [
+            f"Goals of issue 9 (from the HTTP section below){stale}:",
+            "",
+            goals_table(http_data),
+            "",
+        ]
     parts += ["Benchmarks in this run:", "", runs_table, ""]
     for path in section_files():
         parts += [as_section(path.read_text(encoding="utf-8")), ""]
