@@ -107,7 +107,11 @@ def write_results(run: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="shorter runs, same outputs")
     parser.add_argument(
         "--only", help="comma-separated names (default: all of " + ", ".join(discover()) + ")"

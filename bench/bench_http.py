@@ -1,7 +1,7 @@
 """Cache-hit throughput and latency over HTTP, side by side: gateway, bare litestar, LiteLLM.
 
-    python -m bench.bench_http [--quick] [--duration S] [--rounds N] [--concurrency 1,16,64]
-                               [--no-litellm]
+    python bench/bench_http.py [--quick] [--duration S] [--rounds N] [--concurrency 1,16,64]
+                                [--no-litellm]
 
 Every system runs at once on 127.0.0.1; each (scenario, concurrency) step times them one after
 the other with wrk, so drift on a shared machine hits all of them alike. Writes
@@ -18,13 +18,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import http_report
-from bench.http_probe import body, stampede_items, warm_and_verify
-from bench.http_servers import SCRATCH, Server, bare_server, gateway_server
-from bench.http_wrk import run_wrk, write_script
-from gateway.testing import FakeGemini, run_fake_in_thread
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(
+    0, str(ROOT)
+)  # `python bench/bench_http.py` works like `python -m bench.bench_http`
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench import http_report  # noqa: E402
+from bench.http_probe import body, stampede_items, warm_and_verify  # noqa: E402
+from bench.http_servers import SCRATCH, Server, bare_server, gateway_server  # noqa: E402
+from bench.http_wrk import run_wrk, write_script  # noqa: E402
+from gateway.testing import FakeGemini, run_fake_in_thread  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
 SCRIPTS = SCRATCH / "wrk"
 BATCH = 100
 SCENARIOS: dict[str, tuple[str | list[str], str]] = {
@@ -168,7 +173,11 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_http", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python bench/bench_http.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="one 3 s round at 1 and 16 clients")
     parser.add_argument("--duration", type=float, help="seconds per timed run (default 5)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds, best kept (default 2)")
