@@ -17,6 +17,7 @@ from gateway.api.auth import ClientAuth
 from gateway.api.error_bodies import error_response
 from gateway.api.limits import body_deadline
 from gateway.api.request_log import make_before_send
+from gateway.api.response_memo import ResponseMemo
 from gateway.api.views import ViewCache
 from gateway.cache import VectorCache
 from gateway.collections import CollectionManager
@@ -84,6 +85,7 @@ def create_app(
         upstream=upstream,
         fake_upstream=fake,
         views=ViewCache(settings.cache.view_memory_bytes),
+        responses=ResponseMemo(settings.cache.response_memory_bytes),
     )
     metrics = GatewayMetrics(settings.pricing, cache, scheduler)
     services.embedder.observer = metrics

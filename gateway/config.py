@@ -58,6 +58,7 @@ class CacheSettings(_Section, frozen=True):
     eviction_policy: EvictionPolicy = "least-recently-stored"
     memory_bytes: int = 64 * 1024 * 1024
     view_memory_bytes: int = 32 * 1024 * 1024
+    response_memory_bytes: int = 32 * 1024 * 1024
 
 
 class EmbeddingSettings(_Section, frozen=True):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -135,6 +135,31 @@ class GatewayMetrics:
         for modality, tokens in saved.items():
             self._child(self.saved_tokens, spec.id, modality).inc(tokens)
             self._child(self.saved_dollars, spec.id, modality).inc(dollars[modality])
+
+    def hits_replay(
+        self, spec: ModelSpec, contents: Sequence[Content], tokens: Sequence[int]
+    ) -> Callable[[], None]:
+        """A callable that counts these inputs once more as hits, for a memoised answer."""
+        counts: Tally[str] = Tally()
+        saved: Tally[str] = Tally()
+        dollars: dict[str, float] = {}
+        for content, spent in zip(contents, tokens, strict=True):
+            modality = content.modality
+            counts[modality] += 1
+            saved[modality] += spent
+            dollars[modality] = dollars.get(modality, 0.0) + self._price(content, modality, spent)
+        steps: list[tuple[Any, float]] = [
+            (self._child(self.lookups, spec.id, m, "hit"), n) for m, n in counts.items()
+        ]
+        for modality, spent in saved.items():
+            steps.append((self._child(self.saved_tokens, spec.id, modality), spent))
+            steps.append((self._child(self.saved_dollars, spec.id, modality), dollars[modality]))
+
+        def replay() -> None:
+            for child, amount in steps:
+                child.inc(amount)
+
+        return replay
 
     def _in_flight(self, keys: Sequence[bytes], found: Mapping[bytes, Cached]) -> int:
         """Misses that will join a fetch already in flight. Exact: the embedder calls the

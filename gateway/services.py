@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 
+from gateway.api.response_memo import ResponseMemo
 from gateway.api.views import ViewCache
 from gateway.cache import VectorCache
 from gateway.config import Secrets, Settings
@@ -25,6 +26,7 @@ class Services:
     upstream: Upstream | None
     fake_upstream: bool
     views: ViewCache
+    responses: ResponseMemo
     extras: dict[str, Any] = field(default_factory=dict)
 
 

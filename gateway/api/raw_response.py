@@ -19,11 +19,16 @@ class RawJSON:
     __slots__ = ("body", "headers", "status")
 
     def __init__(
-        self, body: bytes, *, status: int = 200, headers: Iterable[tuple[str, str]] = ()
+        self,
+        body: bytes,
+        *,
+        status: int = 200,
+        headers: Iterable[tuple[str, str]] = (),
+        raw_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.body = body
         self.status = status
-        self.headers = [
+        self.headers = raw_headers or [
             _JSON,
             (b"content-length", str(len(body)).encode()),
             *((k.encode(), v.encode()) for k, v in headers),
