@@ -99,6 +99,25 @@ async def test_exact_path_matches_brute_force(manager: CollectionManager) -> Non
     assert [h.id for h in hits] == [f"i{j}" for j in order]
 
 
+async def test_concurrent_exact_searches_share_a_batch_and_get_their_own_answers(
+    manager: CollectionManager,
+) -> None:
+    x = clustered(45)
+    await manager.create(spec("small"))
+    await manager.put("small", items(0, 45), x)
+    collection = manager.peek("small")
+    queries = clustered(30, seed=9)
+    ks = [1 + i % 7 for i in range(30)]
+    together = await asyncio.gather(
+        *(manager.search("small", q, k, None, None) for q, k in zip(queries, ks, strict=True))
+    )
+    for q, k, hits in zip(queries, ks, together, strict=True):
+        assert [h.id for h in hits] == [f"i{j}" for j in np.argsort(-(x @ q))[:k]]
+        alone = collection.search(q, k, None, None)  # GEMV alone, GEMM together: same to 1e-6
+        assert [h.id for h in hits] == [h.id for h in alone]
+        assert [h.score for h in hits] == pytest.approx([h.score for h in alone], abs=1e-6)
+
+
 async def test_crossing_the_threshold_builds_the_index_while_searches_go_on(
     manager: CollectionManager,
 ) -> None:

@@ -24,7 +24,7 @@ import structlog
 from gateway.collections.flat import FlatIndex, IndexFileError, Labels, Matrix
 from gateway.collections.hnsw import HnswIndex
 from gateway.collections.rwlock import RWLock
-from gateway.collections.search import Hit, search_collection
+from gateway.collections.search import Hit, search_collection, search_exact_batch
 from gateway.collections.store import ItemStore, NewItem
 from gateway.config import CollectionSettings
 from gateway.errors import NotFound
@@ -286,6 +286,19 @@ class Collection:
         with self.rw.read():  # also keeps close() from shutting the store under a search
             self._check_open()
             return search_collection(self, query, k, where, rescore)
+
+    def search_many(self, queries: list[Matrix], ks: list[int]) -> list[list[Hit]]:
+        """Unfiltered searches with default rescoring, in one BLAS call while on the exact path."""
+        rescore = self.spec.dtype in ("i8", "b1")
+        with self.rw.read():
+            self._check_open()
+            batched = search_exact_batch(self, queries, ks)
+            if batched is not None:
+                return batched
+            return [
+                search_collection(self, q, k, None, rescore)
+                for q, k in zip(queries, ks, strict=True)
+            ]
 
     def info(self) -> dict[str, Any]:
         """Counts, status and index figures for the API."""

@@ -55,6 +55,15 @@ class HnswIndex:
         """Bytes usearch has allocated for vectors and graph."""
         return int(self._index.memory_usage)
 
+    @property
+    def serialized_bytes(self) -> int:
+        """Bytes the index takes as a file (vectors and graph, without spare capacity)."""
+        return int(self._index.serialized_length)
+
+    def set_expansion_search(self, expansion: int) -> None:
+        """Change the search expansion (ef) of this loaded index."""
+        self._index.expansion_search = expansion  # type: ignore[misc]
+
     def encode(self, vectors: Matrix) -> NDArray[Any]:
         """Vectors as usearch should receive them: int8 codes for i8, float32 otherwise."""
         if self.spec.dtype == "i8":

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 import structlog
 
+from gateway.collections.batching import ExactBatcher
 from gateway.collections.collection import Collection
 from gateway.collections.flat import Matrix
 from gateway.collections.persist import fsync_path, remove_leftovers
@@ -54,6 +55,7 @@ class CollectionManager:
         self._collections: dict[str, Collection] = {}
         self._ready: dict[str, asyncio.Task[None]] = {}
         self._writers: dict[str, asyncio.Lock] = {}
+        self._batchers: dict[str, ExactBatcher] = {}
         self._catalog = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="collections")
@@ -201,6 +203,7 @@ class CollectionManager:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(ready)
                 del self._collections[name]
+                self._batchers.pop(name, None)
                 await self._run(self._delete_on_disk, collection)
 
     def _delete_on_disk(self, collection: Collection) -> None:
@@ -238,6 +241,12 @@ class CollectionManager:
     ) -> list[Hit]:
         """The k best items for a unit query vector."""
         collection = await self.get(name)
+        if not where and rescore is None and collection.dense is not None:
+            batcher = self._batchers.get(name)
+            if batcher is None or batcher.collection is not collection:
+                batcher = ExactBatcher(collection, self._pool)
+                self._batchers[name] = batcher
+            return await batcher.search(query, k)
         return await self._run(collection.search, query, k, where, rescore)
 
     def _after_write(self, collection: Collection) -> None:

@@ -94,9 +94,29 @@ def _rescore(store: ItemStore, q: Matrix, k: int, candidates: Labels) -> tuple[L
     return _valid(best[0], scores[0])
 
 
+def search_exact_batch(
+    collection: Collection, queries: list[Matrix], ks: list[int]
+) -> list[list[Hit]] | None:
+    """Several unfiltered queries in one BLAS call; None once the collection has left the
+    exact path (it outgrew the threshold meanwhile)."""
+    dense = collection.dense
+    if dense is None:
+        return None
+    q = np.stack([np.asarray(x, dtype=np.float32).reshape(-1) for x in queries])
+    labels, scores = dense.search(q, max(ks))
+    found = [_valid(labels[i, :k], scores[i, :k]) for i, k in enumerate(ks)]
+    rows = collection.store.items(np.unique(np.concatenate([f[0] for f in found])))
+    return [_hits_from(rows, f[0], f[1]) for f in found]
+
+
 def _hits(store: ItemStore, labels: Labels, scores: Matrix) -> list[Hit]:
     """Ids and metadata for the labels; an item deleted since the index answered is skipped."""
-    rows = store.items(labels)
+    return _hits_from(store.items(labels), labels, scores)
+
+
+def _hits_from(
+    rows: dict[int, tuple[str, str | None]], labels: Labels, scores: Matrix
+) -> list[Hit]:
     out: list[Hit] = []
     for label, score in zip(labels.tolist(), scores.tolist(), strict=True):
         row = rows.get(label)
