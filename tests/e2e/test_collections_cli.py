@@ -3,55 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from gateway.cli import main
-
-GATEWAY = Path(sys.executable).with_name("gateway")
+from tests.e2e.processes import free_port, serve_fake
 
 
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
     """`gateway serve --fake-upstream` in its own process (its log lines stay out of stdout)."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "GEMINI_", "GOOGLE_"))
-    }
-    env["GATEWAY_CACHE_DIR"] = str(tmp_path / "cache")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [str(GATEWAY), "serve", "--fake-upstream", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = serve_fake(tmp_path, GATEWAY_CACHE_DIR=str(tmp_path / "cache"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "gateway did not start"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield base
+        yield server.base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        server.stop()
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -103,8 +71,6 @@ def test_errors_are_one_line_on_stderr_and_exit_1(
 ) -> None:
     code, _, err = run(capsys, "search", "missing", "x", "--url", url)
     assert code == 1 and "404" in err and "missing" in err
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     code, _, err = run(capsys, "list", "--url", dead)
     assert code == 1 and "gateway serve" in err

@@ -8,11 +8,6 @@ SQLite.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,47 +15,20 @@ from typing import Any
 
 import httpx
 
-GATEWAY = Path(sys.executable).with_name("gateway")
+from tests.e2e.processes import Server, serve_fake
+
 BATCH = 5
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def serve(tmp_path: Path, log_name: str) -> tuple[subprocess.Popen[bytes], str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "GEMINI_", "GOOGLE_"))
-    }
-    env.update(
+def serve(tmp_path: Path, log_name: str) -> Server:
+    return serve_fake(
+        tmp_path,
+        log_name=log_name,
         GATEWAY_CACHE_DIR=str(tmp_path / "cache"),
         GATEWAY_LOG_FORMAT="json",
         GATEWAY_COLLECTIONS_EXACT_THRESHOLD="40",
         GATEWAY_COLLECTIONS_AUTOSAVE_S="600",
     )
-    port = free_port()
-    log = (tmp_path / log_name).open("wb")  # a pipe nobody reads would stall the server
-    proc = subprocess.Popen(
-        [str(GATEWAY), "serve", "--fake-upstream", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (tmp_path / log_name).read_text()
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("gateway did not become healthy in 30 s")
 
 
 def ready_card(base: str, name: str) -> dict[str, Any]:
@@ -74,7 +42,8 @@ def ready_card(base: str, name: str) -> dict[str, Any]:
 
 
 def test_kill_9_during_adds_keeps_every_acknowledged_item_and_nothing_else(tmp_path: Path) -> None:
-    proc, base = serve(tmp_path, "first.log")
+    server = serve(tmp_path, "first.log")
+    base = server.base
     created = httpx.post(
         f"{base}/v1/collections", json={"name": "crash", "dimensions": 256, "dtype": "i8"}
     )
@@ -105,14 +74,14 @@ def test_kill_9_during_adds_keeps_every_acknowledged_item_and_nothing_else(tmp_p
     deadline = time.monotonic() + 60
     while len(acked) < 40 * BATCH and time.monotonic() < deadline:
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    server.kill()  # the whole process group: granian's worker dies too
     stop.set()
     writer.join(timeout=30)
     assert len(acked) >= 40 * BATCH
     assert len(sent) > len(acked) or len(sent) == len(acked)
 
-    proc, base = serve(tmp_path, "second.log")
+    server = serve(tmp_path, "second.log")
+    base = server.base
     try:
         card = ready_card(base, "crash")
         found: set[str] = set()
@@ -127,7 +96,6 @@ def test_kill_9_during_adds_keeps_every_acknowledged_item_and_nothing_else(tmp_p
         assert card["count"] == len(found)  # every stored item is one we sent, found by its text
         for batch in batches:  # a request is one transaction: all of it or none
             assert len(found & set(batch)) in (0, BATCH)
-        assert "collection index caught up" in (tmp_path / "second.log").read_text()
+        assert "collection index caught up" in server.output()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        server.stop()

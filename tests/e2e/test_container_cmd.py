@@ -8,19 +8,18 @@ container would, its HEALTHCHECK passes, and SIGTERM stops it cleanly.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.e2e.processes import clean_env, free_port, start
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,20 +96,10 @@ def test_the_build_context_builds_the_package_as_pip_install_dot_does(
         assert (built / needed).is_file(), needed
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_the_cmd_with_the_env_serves_passes_its_healthcheck_and_stops_on_sigterm(
     dockerfile: Dockerfile, tmp_path: Path
 ) -> None:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "GEMINI_", "GOOGLE_"))
-    }
-    env = dockerfile.env(clean)
+    env = dockerfile.env(clean_env())
     venv_bin = str(Path(sys.executable).parent)  # the image's /opt/gateway/bin
     env["PATH"] = env["PATH"].replace("/opt/gateway/bin", venv_bin)
     volume = tmp_path / "volume"
@@ -121,20 +110,9 @@ def test_the_cmd_with_the_env_serves_passes_its_healthcheck_and_stops_on_sigterm
     workdir = tmp_path / "app"  # WORKDIR /app: empty, so no config.toml is read
     workdir.mkdir()
     cmd = json.loads(dockerfile.args("CMD")[-1])
-    proc = subprocess.Popen(
-        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = start(cmd, cwd=workdir, env=env, port=port, log=tmp_path / "serve.log")
+    base = server.base
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "not healthy in 30 s"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         healthcheck = dockerfile.args("HEALTHCHECK")[0].split(" CMD ", 1)[1]
         assert subprocess.run(["sh", "-c", healthcheck], env=env, timeout=10).returncode == 0
         ready = httpx.get(f"{base}/readyz").json()
@@ -149,9 +127,9 @@ def test_the_cmd_with_the_env_serves_passes_its_healthcheck_and_stops_on_sigterm
         second = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, timeout=30)
         assert second.returncode == 2 and b"cannot listen" in second.stderr  # never shares a port
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out = proc.communicate(timeout=30)[0].decode()
-    assert proc.returncode == 0, out
+        code = server.stop()
+    out = server.output()
+    assert code == 0, out
     assert f"0.0.0.0:{port}" in out  # bound on every interface, as a container must be
     json_lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     assert json_lines and all(json.loads(ln)["event"] for ln in json_lines)

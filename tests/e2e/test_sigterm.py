@@ -9,51 +9,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
-GATEWAY = Path(sys.executable).with_name("gateway")
+from tests.e2e.processes import Server, serve_fake
+
 GE2 = "gemini-embedding-2"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def serve(cache_dir: Path, cwd: Path, **extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "GEMINI_", "GOOGLE_"))
-    }
-    env.update(GATEWAY_CACHE_DIR=str(cache_dir), GATEWAY_LOG_FORMAT="json", **extra)
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(GATEWAY), "serve", "--fake-upstream", "--port", str(port)],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+def serve(cache_dir: Path, cwd: Path, log_name: str, **extra: str) -> Server:
+    return serve_fake(
+        cwd, log_name=log_name, GATEWAY_CACHE_DIR=str(cache_dir), GATEWAY_LOG_FORMAT="json", **extra
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("gateway did not become healthy in 30 s")
 
 
 def body(i: int) -> dict[str, object]:
@@ -62,7 +32,8 @@ def body(i: int) -> dict[str, object]:
 
 def test_sigterm_during_a_burst_loses_no_acknowledged_write(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
-    proc, base = serve(cache_dir, tmp_path)
+    server = serve(cache_dir, tmp_path, "first.log")
+    base = server.base
     answered = threading.Semaphore(0)
     outcomes: dict[int, int | str] = {}
 
@@ -81,9 +52,9 @@ def test_sigterm_during_a_burst_loses_no_acknowledged_write(tmp_path: Path) -> N
             pool.submit(send, i)
         for _ in range(30):
             assert answered.acquire(timeout=30)
-        proc.send_signal(signal.SIGTERM)
-    out = proc.communicate(timeout=60)[0].decode()
-    assert proc.returncode == 0, out
+        os.kill(server.proc.pid, signal.SIGTERM)  # the parent alone, as an orchestrator does
+    assert server.stop(timeout=60) == 0, server.output()
+    out = server.output()
     assert "gateway stopped" in out  # the lifespan ran: the cache was closed, not abandoned
 
     acknowledged = [i for i, outcome in outcomes.items() if outcome == 200]
@@ -92,7 +63,8 @@ def test_sigterm_during_a_burst_loses_no_acknowledged_write(tmp_path: Path) -> N
     assert refused, "the signal landed after the burst; nothing was tested"
     assert all(isinstance(outcomes[i], str) for i in refused)  # refused, never a 5xx
 
-    again, base = serve(cache_dir, tmp_path, GATEWAY_UPSTREAM_MODE="cache-only")
+    again = serve(cache_dir, tmp_path, "second.log", GATEWAY_UPSTREAM_MODE="cache-only")
+    base = again.base
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
             for i in acknowledged:
@@ -100,5 +72,4 @@ def test_sigterm_during_a_burst_loses_no_acknowledged_write(tmp_path: Path) -> N
                 assert reply.status_code == 200, (i, reply.text)
                 assert reply.headers["x-cache-hits"] == "24/24"
     finally:
-        again.send_signal(signal.SIGTERM)
-        again.wait(timeout=30)
+        again.stop()
