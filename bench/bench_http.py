@@ -3,8 +3,8 @@
     python bench/bench_http.py [--quick] [--duration S] [--rounds N] [--concurrency 1,16,64]
                                 [--no-litellm]
 
-Every system runs at once on 127.0.0.1; each (scenario, concurrency) step times them one after
-the other with wrk, so drift on a shared machine hits all of them alike. Writes
+Every system runs at once on 127.0.0.1; each concurrency step times every (scenario, system)
+pair one after the other with wrk, in rounds, so drift on a shared machine hits all alike. Writes
 bench/results/http.json, bench/results/http.md and the charts.
 """
 
@@ -105,18 +105,17 @@ def _timed(
 
 
 def _step(
-    servers: dict[str, Server],
-    scenario: str,
+    plan: list[tuple[str, str, Server]],
     conc: int,
     duration_s: float,
     rounds: int,
     fake: FakeGemini,
 ) -> list[dict[str, object]]:
-    """`rounds` interleaved rounds over the systems; each system's best round, all rps kept."""
-    tries: dict[str, list[dict[str, object]]] = {name: [] for name in servers}
+    """`rounds` rounds over every (scenario, system) pair; the best round of each, all rps kept."""
+    tries: dict[tuple[str, str], list[dict[str, object]]] = {(sc, n): [] for sc, n, _ in plan}
     for _ in range(rounds):
-        for name, server in servers.items():
-            tries[name].append(_timed(server, name, scenario, conc, duration_s, fake))
+        for scenario, name, server in plan:
+            tries[scenario, name].append(_timed(server, name, scenario, conc, duration_s, fake))
     best_rows = []
     for found in tries.values():
         best = max(found, key=lambda r: float(r["rps"]))
@@ -130,8 +129,9 @@ def run(
 ) -> dict[str, object]:
     """Start every system, verify its hits, time every scenario; returns the raw results.
 
-    Each (scenario, concurrency) step runs `rounds` interleaved rounds over the systems and keeps
-    each system's best round: other work on a shared machine only ever slows a run down.
+    Each concurrency step runs `rounds` rounds over every (scenario, system) pair, interleaved,
+    and keeps each pair's best round: other work on a shared machine only ever slows a run down,
+    and every ratio (system to system, float to base64) compares runs minutes apart at most.
     A system that completed fewer than 2 requests per client at the previous concurrency is
     saturated: more clients would only queue (and time out), so that step is recorded as skipped.
     """
@@ -143,19 +143,21 @@ def run(
         servers = _start(fake_url, with_litellm)
         try:
             warm = _warm(servers, fake)
-            for scenario in SCENARIOS:
-                last: dict[str, float] = {}
-                for conc in concurrencies:
-                    active = {
-                        name: server
-                        for name, server in servers.items()
-                        if name not in last or last[name] * duration_s >= 2 * conc
-                    }
-                    for name in servers.keys() - active.keys():
-                        skipped.append({"system": name, "scenario": scenario, "connections": conc})
-                    for row in _step(active, scenario, conc, duration_s, rounds, fake):
-                        last[str(row["system"])] = float(row["rps"])
-                        runs.append(row)
+            last: dict[tuple[str, str], float] = {}  # (scenario, system) -> rps at previous step
+            for conc in concurrencies:
+                plan = []
+                for scenario in SCENARIOS:
+                    for name, server in servers.items():
+                        rps = last.get((scenario, name))
+                        if rps is not None and rps * duration_s < 2 * conc:
+                            skipped.append(
+                                {"system": name, "scenario": scenario, "connections": conc}
+                            )
+                        else:
+                            plan.append((scenario, name, server))
+                for row in _step(plan, conc, duration_s, rounds, fake):
+                    last[str(row["scenario"]), str(row["system"])] = float(row["rps"])
+                    runs.append(row)
             for name, server in servers.items():
                 if name != "bare-litestar":
                     stampede[name] = stampede_items(server.url, fake, server.headers)

@@ -43,7 +43,10 @@ def _command_output(cmd: list[str]) -> str:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode in (0, 1) else ""
+    if done.returncode not in (0, 1):  # wrk --version exits 1 after printing its version
+        return ""
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def describe(extra: dict[str, str] | None = None) -> dict[str, str]:
