@@ -23,6 +23,7 @@ from gateway.cache import VectorCache
 from gateway.collections import CollectionManager
 from gateway.config import Secrets, Settings, load_secrets
 from gateway.embedder import Embedder
+from gateway.logs import flush_logs
 from gateway.metrics import ROUTES as METRICS_ROUTES
 from gateway.metrics import GatewayMetrics
 from gateway.scheduler import Scheduler
@@ -113,6 +114,7 @@ def create_app(
                 await upstream.aclose()
             cache.close()
             log.info("gateway stopped", cache_dir=cache.directory)  # every write is on disk
+            flush_logs()
 
     static_headers = {"x-gateway-upstream": "fake"} if fake else {}
     static_fields: dict[str, Any] = {"upstream": "fake"} if fake else {}

@@ -100,6 +100,7 @@ class CollectionSettings(_Section, frozen=True):
 class LogSettings(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
+    buffer_ms: float = 200.0
 
 
 class ModelSpec(_Section, frozen=True):
