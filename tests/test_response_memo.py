@@ -66,3 +66,20 @@ async def test_the_memo_can_be_turned_off(tmp_path: Path, fake: FakeGemini) -> N
     assert again.headers["x-cache"] == "HIT"
     line = next(entry for entry in logs if entry.get("event") == "request")
     assert "memo" not in line
+
+
+async def test_the_gemini_route_replays_too_and_keys_by_path(gateway: Gateway) -> None:
+    body = b'{"requests": [{"content": {"parts": [{"text": "memo gemini"}]}}]}'
+    path = "/v1beta/models/gemini-embedding-2:batchEmbedContents"
+    first = await gateway.http.post(path, content=body, headers=HEADERS)
+    with capture_logs() as logs:
+        again = await gateway.http.post(path, content=body, headers=HEADERS)
+    assert again.content == first.content
+    assert again.headers["x-cache"] == "HIT"
+    assert next(e for e in logs if e.get("event") == "request")["memo"] is True
+    other_model = await gateway.http.post(
+        path.replace("gemini-embedding-2", "gemini-embedding-001"), content=body, headers=HEADERS
+    )
+    assert other_model.headers["x-cache"] == "MISS"
+    assert other_model.content != first.content
+    assert gateway.fake.items_received == 2

@@ -7,8 +7,6 @@ Google's shapes; vectors come from the same embedder and cache as the OpenAI rou
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +19,7 @@ from gateway.api.request_log import request_state
 from gateway.config import ModelSpec
 from gateway.content import Content, EmbedParams, estimate_tokens
 from gateway.embedder import Embedded
-from gateway.errors import AuthError, CacheMiss, ModelNotFound, NotFound, UpstreamRejected
+from gateway.errors import CacheMiss, ModelNotFound, NotFound, UpstreamRejected
 from gateway.services import Services, services_of
 
 _METHODS = ("batchEmbedContents", "embedContent")
@@ -63,27 +61,6 @@ class SingleResponse(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 
 
-def gemini_client_key(request: Request[Any, Any, Any]) -> str | None:
-    """The caller's key as Google reads it: the `x-goog-api-key` header, else `?key=`."""
-    key = request.headers.get("x-goog-api-key")
-    if key:
-        return key
-    return request.query_params.get("key") or None
-
-
-def authenticate(request: Request[Any, Any, Any], client_keys: frozenset[str]) -> None:
-    """401 UNAUTHENTICATED unless auth is off or the caller's key is one of `client_keys`."""
-    if not client_keys:
-        return
-    # Equal-length digests, compared against every key, always: timing reveals nothing.
-    key = hashlib.sha256((gemini_client_key(request) or "").encode()).digest()
-    matched = False
-    for allowed in client_keys:
-        matched |= hmac.compare_digest(key, hashlib.sha256(allowed.encode()).digest())
-    if not matched:
-        raise AuthError("API key not valid. Please pass a valid API key.")
-
-
 @post(
     ["/v1/models/{target:str}", "/v1beta/models/{target:str}"],
     status_code=200,
@@ -91,8 +68,7 @@ def authenticate(request: Request[Any, Any, Any], client_keys: frozenset[str]) -
 )
 async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> RawJSON:
     """Google's embedding methods, answered from the gateway's cache and upstream."""
-    services = services_of(request)
-    authenticate(request, services.secrets.client_keys)
+    services = services_of(request)  # client keys: the app-wide guard (api/auth.py)
     model, _, method = target.rpartition(":")
     version = request.scope["path"].split("/", 2)[1]
     if not model or method not in _METHODS:
@@ -106,6 +82,11 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
             " supported methods."
         )
     body = await read_body(request, services.settings.server.max_body_bytes)
+    memo = services.responses
+    memo_key = memo.key(request.scope["path"].encode(), body) if memo.enabled else b""
+    answer = memo.get(memo_key) if memo_key else None
+    if answer is not None:
+        return answer.replayed(request_state(request.scope))
     items = await _parse(body, method, model, spec, services)
     state = request_state(request.scope)
     state.update(model=spec.id, inputs=len(items))
@@ -121,7 +102,11 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
         ("x-cache", "HIT" if misses == 0 else "MISS" if hits == 0 else "PARTIAL"),
         ("x-cache-hits", f"{hits}/{len(items)}"),
     )
-    return RawJSON(payload, headers=headers)
+    response = RawJSON(payload, headers=headers)
+    if memo_key:
+        contents = [item.content for item in items]
+        memo.remember(memo_key, response, spec, contents, served.tokens, services.extras)
+    return response
 
 
 async def _parse(

@@ -11,12 +11,11 @@ from litestar import Request, Response, get, post
 from gateway.api.openai_input import parse_input
 from gateway.api.raw_response import RawJSON, read_body
 from gateway.api.request_log import request_state
-from gateway.api.response_memo import Answer
 from gateway.config import ModelSpec, Settings
 from gateway.content import TASK_TYPES, Content, with_task_prefix
 from gateway.core.vectors import DTYPES
 from gateway.errors import InvalidRequest, ModelNotFound
-from gateway.services import Services, services_of
+from gateway.services import services_of
 
 _STARTED = int(time.time())
 _INPUT_TYPES = {"query": "RETRIEVAL_QUERY", "document": "RETRIEVAL_DOCUMENT"}
@@ -133,10 +132,7 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
     memo_key = memo.key(b"openai", raw) if memo.enabled else b""
     answer = memo.get(memo_key) if memo_key else None
     if answer is not None:
-        request_state(request.scope).update(answer.fields)
-        if answer.replay is not None:
-            answer.replay()
-        return RawJSON(answer.body, raw_headers=answer.headers)
+        return answer.replayed(request_state(request.scope))
     req = decode_request(raw)
     spec = resolve_model(settings, req.model)
     if req.input is msgspec.UNSET:
@@ -171,30 +167,8 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
     headers = (("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/{len(contents)}"))
     response = RawJSON(_encode(body), headers=headers)
     if memo_key:
-        memoise(services, memo_key, response, spec, contents, result.tokens)
+        memo.remember(memo_key, response, spec, contents, result.tokens, services.extras)
     return response
-
-
-def memoise(
-    services: Services,
-    key: bytes,
-    response: RawJSON,
-    spec: ModelSpec,
-    contents: list[Content],
-    tokens: list[int],
-) -> None:
-    """Keep an answer whose every input was served; a replay of it is all hits."""
-    n = len(contents)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(response.body)).encode()),
-        (b"x-cache", b"HIT"),
-        (b"x-cache-hits", f"{n}/{n}".encode()),
-    ]
-    metrics = services.extras.get("metrics")
-    replay = metrics.hits_replay(spec, contents, tokens) if metrics is not None else None
-    fields = {"model": spec.id, "inputs": n, "hits": n, "misses": 0, "memo": True}
-    services.responses.put(key, Answer(response.body, headers, fields, replay))
 
 
 class ModelCard(msgspec.Struct):

@@ -9,10 +9,14 @@ still count: the log line's fields and the metrics' hits and savings.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import blake3
+
+from gateway.api.raw_response import RawJSON
+from gateway.config import ModelSpec
+from gateway.content import Content
 
 Replay = Callable[[], None]
 
@@ -33,6 +37,13 @@ class Answer:
         self.headers = headers
         self.fields = dict(fields)
         self.replay = replay
+
+    def replayed(self, log_fields: dict[str, Any]) -> RawJSON:
+        """Count the answer again (log line, metrics) and return it, ready to send."""
+        log_fields.update(self.fields)
+        if self.replay is not None:
+            self.replay()
+        return RawJSON(self.body, raw_headers=self.headers)
 
 
 class ResponseMemo:
@@ -68,6 +79,28 @@ class ResponseMemo:
         while self._used > self._budget and self._answers:
             _, old = self._answers.popitem(last=False)
             self._used -= len(old.body) + 256
+
+    def remember(
+        self,
+        key: bytes,
+        response: RawJSON,
+        spec: ModelSpec,
+        contents: Sequence[Content],
+        tokens: Sequence[int],
+        extras: Mapping[str, Any],
+    ) -> None:
+        """Keep an answer whose every input was served: a replay of it is all hits."""
+        n = len(contents)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(response.body)).encode()),
+            (b"x-cache", b"HIT"),
+            (b"x-cache-hits", f"{n}/{n}".encode()),
+        ]
+        metrics = extras.get("metrics")
+        replay = metrics.hits_replay(spec, contents, tokens) if metrics is not None else None
+        fields = {"model": spec.id, "inputs": n, "hits": n, "misses": 0, "memo": True}
+        self.put(key, Answer(response.body, headers, fields, replay))
 
     def clear(self) -> None:
         self._answers.clear()
