@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.api.openai_input import parse_input
+from gateway.api.raw_response import decode_json
 from gateway.collections import CollectionSpec, NewItem
 from gateway.config import ModelSpec
 from gateway.content import Content, content_key
@@ -67,14 +68,7 @@ class SearchBody(_Body):
 
 def decode(body: bytes, kind: type[Any]) -> Any:
     """Decode a JSON body into `kind`, naming the bad field on failure."""
-    try:
-        return msgspec.json.decode(body or b"{}", type=kind)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        param = message.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in message else None
-        raise InvalidRequest(f"invalid request body: {message}", param=param) from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    return decode_json(body or b"{}", lambda raw: msgspec.json.decode(raw, type=kind))
 
 
 def unit_rows(rows: list[list[float]], dims: int, params: list[str]) -> NDArray[np.float32]:

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from gateway.api.openai_input import parse_input
-from gateway.api.raw_response import RawJSON, read_body
+from gateway.api.raw_response import RawJSON, decode_json, read_body
 from gateway.api.request_log import request_state
 from gateway.config import ModelSpec, Settings
 from gateway.content import TASK_TYPES, Content, with_task_prefix
@@ -59,14 +59,7 @@ _encode = msgspec.json.Encoder().encode
 
 def decode_request(body: bytes) -> EmbeddingsRequest:
     """Decode the JSON body, naming the bad field on failure."""
-    try:
-        return _decode_request(body)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        param = message.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in message else None
-        raise InvalidRequest(f"invalid request body: {message}", param=param) from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    return decode_json(body, _decode_request)
 
 
 def resolve_model(settings: Settings, name: str | None) -> ModelSpec:
