@@ -129,9 +129,9 @@ def create_app(
         state=_state(services),
         lifespan=[lifespan],
         exception_handlers={Exception: error_response},
-        before_send=[make_before_send(static_headers, static_fields), metrics.before_send],
+        before_send=[make_before_send(static_headers, static_fields, [metrics.request_done])],
         guards=[auth] if auth.enabled else [],  # a guard costs a handler copy per request
-        middleware=[metrics.middleware, body_deadline(settings.server.body_timeout_s)],
+        middleware=[body_deadline(settings.server.body_timeout_s)],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Gemini embedding gateway", version="0.1.0"),
         logging_config=None,

@@ -7,23 +7,20 @@ import asyncio
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextvars import ContextVar
 from typing import Any
 
 from litestar import Request, Response, get
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _render
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway.api.request_log import request_state
+from gateway.api.request_log import current_state
 from gateway.cache import Cached, VectorCache
 from gateway.config import ModelSpec, PricingSettings
 from gateway.content import Content, estimate_tokens
 
-_STATE: ContextVar[dict[str, Any] | None] = ContextVar("gateway_request_state", default=None)
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _UPSTREAM = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _INPUTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -126,7 +123,7 @@ class GatewayMetrics:
                 saved[modality] += hit.tokens
                 price = self._price(content, modality, hit.tokens)
                 dollars[modality] = dollars.get(modality, 0.0) + price
-        state = _STATE.get()
+        state = current_state()
         if state is not None:
             state.setdefault("upstream_ms", 0.0)
             state["coalesced"] = state.get("coalesced", 0) + self._in_flight(keys, found)
@@ -182,40 +179,18 @@ class GatewayMetrics:
     def fetched(self, seconds: float) -> None:
         """A request's misses came back (or failed) after `seconds`; goes on its log line."""
         self.upstream_wait.observe(seconds)
-        state = _STATE.get()
+        state = current_state()
         if state is not None:
             state["upstream_ms"] = round(state.get("upstream_ms", 0.0) + seconds * 1000, 3)
 
-    async def before_send(self, message: Message, scope: Scope) -> None:
-        """Count the request and its latency when its last body chunk leaves."""
-        if scope["type"] != ScopeType.HTTP:
-            return
-        if message["type"] == "http.response.start":
-            scope[_DONE] = message["status"]  # type: ignore[literal-required]
-            return
-        if message["type"] != "http.response.body" or message.get("more_body", False):
-            return
-        status = scope.get(_DONE)
-        if not isinstance(status, int):
-            return
-        scope[_DONE] = None  # type: ignore[literal-required]
-        state = request_state(scope)
+    def request_done(self, scope: Scope, state: dict[str, Any], status: int) -> None:
+        """Count the request and its latency once its last body chunk leaves (a finisher)."""
         route = scope.get("path_template") or "unmatched"
-        self._child(self.requests, route, scope.get("method", ""), str(status)).inc()
+        self._child(self.requests, route, str(scope.get("method", "")), str(status)).inc()
         self._child(self.duration, route).observe(time.perf_counter() - state["t0"])
         inputs = state.get("inputs")
         if isinstance(inputs, int) and inputs > 0:
             self.inputs.observe(inputs)
-
-    def middleware(self, app: ASGIApp) -> ASGIApp:
-        """Make the request's log fields reachable from the embedder's observer calls."""
-
-        async def bind_state(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == ScopeType.HTTP:
-                _STATE.set(request_state(scope))
-            await app(scope, receive, send)
-
-        return bind_state
 
 
 class _ScrapeCollector(Collector):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 
@@ -22,7 +23,13 @@ def asgi_app() -> Litestar:
     raw = os.environ.get(SETTINGS_ENV)
     settings = msgspec.json.decode(raw, type=Settings) if raw else Settings()
     configure_logging(settings.log)
-    return create_app(settings)
+    app = create_app(settings)
+    # Everything imported so far (litestar, google-genai's pydantic models, numpy) lives as long
+    # as the process. Freezing it keeps full collections from walking it: they stalled every
+    # request in flight for ~50 ms (p99 of a warm hit 30 ms with, 4 ms without).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def serve(settings: Settings) -> None:

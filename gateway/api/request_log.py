@@ -6,7 +6,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -17,6 +18,7 @@ _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _LOG_KEY = "gateway.log"
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 log = structlog.get_logger("gateway.request")
+_CURRENT: ContextVar[dict[str, Any] | None] = ContextVar("gateway_request_state", default=None)
 
 
 def request_state(scope: Scope) -> dict[str, Any]:
@@ -42,10 +44,26 @@ def request_id(scope: Scope) -> str:
     return rid
 
 
+def current_state() -> dict[str, Any] | None:
+    """The log fields of the request this task serves (for code that is not handed the scope)."""
+    return _CURRENT.get()
+
+
+def bind_state(scope: Scope) -> None:
+    """Start the request's fields (its clock starts now) and make them the task's current ones."""
+    _CURRENT.set(request_state(scope))
+
+
+Finisher = Callable[[Scope, dict[str, Any], int], None]
+
+
 def make_before_send(
-    static_headers: Mapping[str, str], static_fields: Mapping[str, Any]
+    static_headers: Mapping[str, str],
+    static_fields: Mapping[str, Any],
+    finishers: Sequence[Finisher] = (),
 ) -> Callable[[Message, Scope], Awaitable[None]]:
-    """A before-send hook: stamp x-request-id (and static headers), log once when the body ends."""
+    """The one before-send hook: stamp x-request-id (and static headers); when the body ends,
+    write the log line and run the finishers (metrics) with the request's fields and status."""
     static = [(k.encode(), v.encode()) for k, v in static_headers.items()]
 
     async def before_send(message: Message, scope: Scope) -> None:
@@ -61,16 +79,19 @@ def make_before_send(
                 *static,
             ]
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
-            _log_line(scope, static_fields)
+            state = request_state(scope)
+            if state.get("logged"):
+                return
+            state["logged"] = True
+            _log_line(scope, state, static_fields)
+            status = int(state.get("status", 0))
+            for finish in finishers:
+                finish(scope, state, status)
 
     return before_send
 
 
-def _log_line(scope: Scope, static_fields: Mapping[str, Any]) -> None:
-    state = request_state(scope)
-    if state.get("logged"):
-        return
-    state["logged"] = True
+def _log_line(scope: Scope, state: dict[str, Any], static_fields: Mapping[str, Any]) -> None:
     status = int(state.get("status", 0))
     level = "error" if status >= 500 else "warning" if status >= 400 else "info"
     if not log.is_enabled_for(_LEVELS[level]):
