@@ -26,7 +26,6 @@ class ServerSettings(_Section, frozen=True):
     workers: int = 1
     max_body_bytes: int = 64 * 1024 * 1024
     max_inputs: int = 2048
-    request_timeout_s: float = 120.0
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     shutdown_timeout_s: int = 25
