@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
+from structlog.testing import capture_logs
 
 from tests.conftest import Gateway, make_app, make_settings
 
@@ -276,3 +277,25 @@ async def test_every_response_has_a_request_id(gateway: Gateway) -> None:
     missing = await gateway.http.get("/no/such/route")
     assert missing.status_code == 404
     assert set(missing.json()["error"]) == {"message", "type", "param", "code"}
+
+
+async def test_a_bug_is_a_500_whose_request_id_finds_the_traceback_in_the_log(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app: Any = gateway.http.app
+    embedder = app.state["services"].embedder
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the gateway")
+
+    monkeypatch.setattr(embedder, "embed", broken)
+    with capture_logs() as logs:
+        response = await gateway.embed(model="gemini-embedding-2", input="boom")
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+    rid = response.headers["x-request-id"]
+    bug = next(e for e in logs if e["event"] == "unhandled error")
+    assert bug["request_id"] == rid
+    assert isinstance(bug["exc_info"], RuntimeError)
+    line = next(e for e in logs if e["event"] == "request")
+    assert (line["status"], line["error"], line["request_id"]) == (500, "RuntimeError", rid)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from gateway.api.request_log import request_id, request_state
 from gateway.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
 
 _encode = msgspec.json.Encoder().encode
+log = structlog.get_logger("gateway")
 
 _STATUS_BY_CODE = {
     400: "INVALID_ARGUMENT",
@@ -56,7 +59,15 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
     """The litestar exception handler for every route."""
     error = gateway_error_of(exc)
     if error is not exc and not isinstance(exc, HTTPException):
-        request.scope.setdefault("gateway.log", {})["error"] = type(exc).__name__  # type: ignore[typeddict-item]
+        # A bug, not bad input: the traceback goes to the log under the id the caller was given
+        # (the request line has the class name too). Tracebacks carry no local values.
+        request_state(request.scope)["error"] = type(exc).__name__
+        log.error(
+            "unhandled error",
+            request_id=request_id(request.scope),
+            route=request.scope["path"],
+            exc_info=exc,
+        )
     gemini = is_gemini_path(request.scope["path"])
     return render(error, gemini=gemini)
 
