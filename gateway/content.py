@@ -46,6 +46,8 @@ class Content(msgspec.Struct, frozen=True, gc=False):
     @property
     def modality(self) -> str:
         """`text`, one media kind, or `mixed`."""
+        if len(self.parts) == 1:
+            return self.parts[0].kind
         kinds = {p.kind for p in self.parts}
         return kinds.pop() if len(kinds) == 1 else "mixed"
 

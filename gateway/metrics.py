@@ -168,13 +168,14 @@ class GatewayMetrics:
 
     def _price(self, content: Content, modality: str, tokens: int) -> float:
         if modality != "mixed":
-            return tokens * float(getattr(self.pricing, modality, 0.0)) / 1e6
+            return tokens * self._per_token(modality)
         return sum(
-            estimate_tokens(Content(parts=(part,)))
-            * float(getattr(self.pricing, part.kind, 0.0))
-            / 1e6
+            estimate_tokens(Content(parts=(part,))) * self._per_token(part.kind)
             for part in content.parts
         )
+
+    def _per_token(self, modality: str) -> float:
+        return float(getattr(self.pricing, modality, 0.0)) / 1e6
 
     def fetched(self, seconds: float) -> None:
         """A request's misses came back (or failed) after `seconds`; goes on its log line."""

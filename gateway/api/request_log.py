@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
+from random import getrandbits
 from typing import Any
 
 import structlog
@@ -40,7 +40,9 @@ def request_id(scope: Scope) -> str:
             if name == b"x-request-id" and _VALID_ID.match(value):
                 rid = value.decode()
                 break
-        state["request_id"] = rid = rid or os.urandom(12).hex()
+        # 96 random bits from the process's PRNG (reseeded in every forked worker): ids need to be
+        # unique, not secret, and os.urandom's syscall cost ~10 µs, a fifth of a warm hit.
+        state["request_id"] = rid = rid or f"{getrandbits(96):024x}"
     return rid
 
 
