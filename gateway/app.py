@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from gateway.api import collections, gemini, openai, ops
 from gateway.api.auth import ClientAuth
 from gateway.api.error_bodies import error_response
-from gateway.api.limits import body_deadline
+from gateway.api.limits import request_frame
 from gateway.api.request_log import make_before_send
 from gateway.api.response_memo import ResponseMemo
 from gateway.api.views import ViewCache
@@ -131,7 +131,7 @@ def create_app(
         exception_handlers={Exception: error_response},
         before_send=[make_before_send(static_headers, static_fields, [metrics.request_done])],
         guards=[auth] if auth.enabled else [],  # a guard costs a handler copy per request
-        middleware=[body_deadline(settings.server.body_timeout_s)],
+        middleware=[request_frame(settings.server.body_timeout_s)],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Gemini embedding gateway", version="0.1.0"),
         logging_config=None,

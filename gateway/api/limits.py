@@ -17,9 +17,10 @@ from gateway.api.request_log import bind_state
 from gateway.errors import InvalidRequest
 
 
-def body_deadline(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
-    """Middleware: bind the request's log fields; the whole body must arrive within `timeout_s`
-    of the request, else 408. One layer for both: each middleware costs a frame per request."""
+def request_frame(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
+    """The one per-request middleware: start the request's log fields and clock, and require the
+    whole body within `timeout_s` of arrival (else 408). One layer for both: each middleware costs
+    a frame per request."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         if timeout_s <= 0:
