@@ -1,7 +1,8 @@
 """Request-level limits the ASGI layer enforces: a deadline for a slow client's body (408).
 
-The others live where they are cheapest: the body size in litestar (`request_max_body_size`,
-413 from Content-Length before a byte is read), slow headers in granian
+The others live where they are cheapest: the body size in `raw_response.read_body` on the
+embedding routes and litestar's `request_max_body_size` elsewhere (413 from Content-Length before
+a byte is read), slow headers in granian
 (`[server] header_timeout_s`), inputs and media bytes in the input parsers.
 """
 
