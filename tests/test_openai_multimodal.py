@@ -147,6 +147,17 @@ async def test_usage_counts_media_as_google_bills_it(gateway: Gateway) -> None:
     assert again["usage"]["prompt_tokens"] == 660
 
 
+async def test_usage_says_when_it_is_an_estimate(gateway: Gateway) -> None:
+    video = {"type": "video_url", "video_url": media.data_uri(media.mp4(2.0), "video/mp4")}
+    for _ in range(2):  # the second answer comes from the response memo: same headers
+        media_only = await gateway.embed(model="gemini-embedding-2", input=[video])
+        assert media_only.status_code == 200
+        assert "x-usage-estimated" not in media_only.headers  # Google's published rates
+        mixed = await gateway.embed(model="gemini-embedding-2", input=[[video, "a caption"]])
+        assert mixed.headers["x-usage-estimated"] == "text"
+    assert mixed.headers["x-cache"] == "HIT"
+
+
 async def test_one_png_however_spelled_is_one_cache_entry(
     gateway: Gateway, media_root: Path
 ) -> None:

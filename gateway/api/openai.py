@@ -157,7 +157,10 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
         model=spec.id,
         usage=Usage(tokens, tokens),
     )
-    headers = (("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/{len(contents)}"))
+    headers = [("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/{len(contents)}")]
+    if any(part.kind == "text" for content in contents for part in content.parts):
+        # Media tokens follow Google's published rates; text is estimated (4 UTF-8 bytes a token).
+        headers.append(("x-usage-estimated", "text"))
     response = RawJSON(_encode(body), headers=headers)
     if memo_key:
         memo.remember(memo_key, response, spec, contents, result.tokens, services.extras)
