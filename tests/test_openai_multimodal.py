@@ -454,3 +454,18 @@ async def test_big_media_is_decoded_off_the_event_loop(
     await embed_ok(gateway, [image(media.data_uri(media.noise_png(300, 300), "image/png"))])
     # Small requests stay on the loop (no thread hop); a 270 KB image is decoded in a worker.
     assert on_loop == [True, False]
+
+
+async def test_a_file_that_changes_behind_the_same_request_is_read_again(
+    gateway: Gateway, media_root: Path
+) -> None:
+    path = media_root / "shot.png"
+    path.write_bytes(PNG)
+    first = vector(await embed_ok(gateway, [image("shot.png")]))
+    path.write_bytes(JPEG)  # the same request text, new bytes: never a replayed answer
+    second = vector(await embed_ok(gateway, [image("shot.png")]))
+    assert gateway.fake.items_received == 2
+    assert float(first @ second) < 0.999
+    again = vector(await embed_ok(gateway, [image("shot.png")]))  # unchanged: a cache hit
+    np.testing.assert_array_equal(again, second)
+    assert gateway.fake.items_received == 2

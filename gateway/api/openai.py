@@ -131,13 +131,17 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
     if req.input is msgspec.UNSET:
         raise InvalidRequest("`input` is required", param="input")
     dims, dtype, encoding = check_view(spec, req)
+    references: list[str] = []
     contents: list[Content] = await parse_input(
         req.input,
         max_inputs=settings.server.max_inputs,
         spec=spec,
         media=settings.media,
         fetcher=services.extras.get("media_fetcher"),  # tests inject one; else built per request
+        references=references,
     )
+    if references:
+        memo_key = b""  # a file or URL may change behind the same request bytes: no replay
     task = task_of(req)
     embedder = services.embedder
     if task is not None and not spec.task_type_upstream:

@@ -48,11 +48,18 @@ async def parse_input(
     spec: ModelSpec | None = None,
     media: MediaSettings | None = None,
     fetcher: RemoteFetcher | None = None,
+    references: list[str] | None = None,
 ) -> list[Content]:
-    """Every top-level element becomes exactly one Content; errors name the offending part."""
+    """Every top-level element becomes exactly one Content; errors name the offending part.
+
+    `references`, when given, receives the param of every part read from a file or a URL: bytes
+    that can change behind the same request text.
+    """
     media = media or MediaSettings()
     elements = walk_input(raw, max_inputs=max_inputs)
     sources = [s for _, slots in elements for _, s in slots if isinstance(s, MediaSource)]
+    if references is not None:
+        references.extend(s.param for s in sources if s.local or s.remote)
     remote = [s for s in sources if s.remote]
     if remote:
         await _fetch_all(remote, fetcher or RemoteFetcher(media))
