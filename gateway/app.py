@@ -34,23 +34,21 @@ log = structlog.get_logger("gateway")
 FAKE_KEY = "fake-upstream-key"
 
 
-def build_upstream(settings: Settings, secrets: Secrets) -> tuple[Upstream | None, bool]:
-    """The upstream the settings ask for, or None for cache-only; and whether it is the fake."""
+def build_upstream(settings: Settings, secrets: Secrets) -> Upstream | None:
+    """The upstream an online gateway calls: the fake, Google, or None without a key."""
     if settings.upstream.fake:
         from gateway.testing import FakeGemini  # the offline demo only
 
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=FakeGemini()), base_url=settings.upstream.base_url
         )
-        return GeminiUpstream(settings.upstream, FAKE_KEY, http_client=client), True
-    if settings.upstream.mode == "cache-only":
-        return None, False
+        return GeminiUpstream(settings.upstream, FAKE_KEY, http_client=client)
     if not secrets.upstream_api_key:
         log.warning(
             "no GEMINI_API_KEY or GOOGLE_API_KEY: running cache-only; misses answer 503",
         )
-        return None, False
-    return GeminiUpstream(settings.upstream, secrets.upstream_api_key), False
+        return None
+    return GeminiUpstream(settings.upstream, secrets.upstream_api_key)
 
 
 def create_app(
@@ -61,11 +59,13 @@ def create_app(
 ) -> Litestar:
     """The gateway as an ASGI app; `upstream` overrides the one the settings describe (tests)."""
     secrets = secrets if secrets is not None else load_secrets(os.environ)
-    fake = False
-    if upstream is None:
-        upstream, fake = build_upstream(settings, secrets)
+    # The fake's vectors keep their own key namespace, online or cache-only, so a cache warmed
+    # with the demo is never served as real Gemini vectors (and the other way round).
+    fake = upstream is None and settings.upstream.fake
     if settings.upstream.mode == "cache-only":
-        upstream = None
+        upstream = None  # built nothing: nothing to close
+    elif upstream is None:
+        upstream = build_upstream(settings, secrets)
     cache = VectorCache(settings.cache)
     scheduler = (
         Scheduler(

@@ -11,6 +11,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 from structlog.testing import capture_logs
 
+from gateway.app import create_app
+from gateway.config import Secrets
 from tests.conftest import Gateway, make_app, make_settings
 
 Expected = Callable[[str, int], np.ndarray[Any, Any]]
@@ -299,3 +301,21 @@ async def test_a_bug_is_a_500_whose_request_id_finds_the_traceback_in_the_log(
     assert isinstance(bug["exc_info"], RuntimeError)
     line = next(e for e in logs if e["event"] == "request")
     assert (line["status"], line["error"], line["request_id"]) == (500, "RuntimeError", rid)
+
+
+async def test_fake_vectors_stay_in_their_namespace_online_and_cache_only(tmp_path: Any) -> None:
+    body = {"model": "gemini-embedding-2", "input": "demo text"}
+    no_key = Secrets(None, frozenset())
+    demo = make_settings(tmp_path / "cache", upstream={"fake": True})
+    async with AsyncTestClient(create_app(demo, secrets=no_key)) as client:
+        warmed = await client.post("/v1/embeddings", json=body)
+    assert warmed.headers["x-gateway-upstream"] == "fake"
+    offline_demo = make_settings(tmp_path / "cache", upstream={"fake": True, "mode": "cache-only"})
+    async with AsyncTestClient(create_app(offline_demo, secrets=no_key)) as client:
+        hit = await client.post("/v1/embeddings", json=body)
+    assert hit.headers["x-cache"] == "HIT"
+    assert hit.json()["data"] == warmed.json()["data"]
+    real = make_settings(tmp_path / "cache", upstream={"mode": "cache-only"})
+    async with AsyncTestClient(create_app(real, secrets=no_key)) as client:
+        miss = await client.post("/v1/embeddings", json=body)
+    assert miss.status_code == 503  # a stand-in vector is never served as a real one
