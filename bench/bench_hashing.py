@@ -22,7 +22,6 @@ import binascii
 import datetime as dt
 import os
 import platform
-import re
 import statistics
 import struct
 import sys
@@ -36,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.results_doc import replace_section  # noqa: E402
 from gateway.api.openai_input import parse_input  # noqa: E402
 from gateway.config import MediaSettings, ModelSpec  # noqa: E402
 from gateway.content import Content, EmbedParams, content_key  # noqa: E402
@@ -129,13 +129,7 @@ def report(rows: list[tuple[str, list[float]]], rounds: int) -> str:
 
 def write_section(section: str) -> None:
     """Replace the '## Media hashing' section of RESULTS.md (or append it), keeping the others."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Media hashing\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    RESULTS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    replace_section(RESULTS, "Media hashing", section)
 
 
 def main() -> None:

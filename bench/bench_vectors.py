@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.results_doc import replace_section  # noqa: E402
 from gateway.api.vector_json import rows_json  # noqa: E402
 from gateway.core.vectors import DTYPES, derive, rows_base64  # noqa: E402
 
@@ -292,13 +292,7 @@ def report(
 
 def write_section(section: str) -> None:
     """Replace the '## Vectors' section of RESULTS.md (or append it), keeping the others."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Vectors\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    RESULTS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    replace_section(RESULTS, "Vectors", section)
 
 
 def main() -> None:

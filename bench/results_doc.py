@@ -20,6 +20,17 @@ def inline_section(previous: str, title: str) -> str:
     return match.group(0).strip() if match else ""
 
 
+def replace_section(results: Path, title: str, section: str) -> None:
+    """Replace the `## title` section of `results` (or append it), keeping every other section."""
+    text = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    results.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
 def as_section(text: str) -> str:
     """A section file's markdown with its top heading at level 2 (`# X` becomes `## X`)."""
     text = text.strip()
