@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.cache import Cached, Record, VectorCache  # noqa: E402
+from gateway.cache.store import Cached, Record, VectorCache  # noqa: E402
 from gateway.config import CacheSettings  # noqa: E402
 
 POLICIES = ("least-recently-stored", "least-recently-used", "least-frequently-used")

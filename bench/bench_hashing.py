@@ -8,7 +8,7 @@ Measured on one MP4 of 20,000,000 bytes (a real ftyp/moov/mvhd, random mdat):
 1. blake3 of the bytes, one thread and blake3's own threads (what content_key does >= 4 MiB);
 2. content_key over a Content holding the part (the cache key the gateway computes);
 3. the whole ingest of the part as the OpenAI route receives it: base64 data URI -> bytes ->
-   sniff -> mvhd duration -> checked Part (gateway.api.openai_input.parse_input);
+   sniff -> mvhd duration -> checked Part (gateway.api.openai.input.parse_input);
 4. for scale: base64 decoding alone and a memory copy of the same bytes.
 Figures are MB/s (10^6 bytes of decoded media per second), best and median of `--rounds`.
 """
@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.results_doc import replace_section  # noqa: E402
-from gateway.api.openai_input import parse_input  # noqa: E402
+from gateway.api.openai.input import parse_input  # noqa: E402
 from gateway.config import MediaSettings, ModelSpec  # noqa: E402
-from gateway.content import Content, EmbedParams, content_key  # noqa: E402
+from gateway.content.model import Content, EmbedParams, content_key  # noqa: E402
 from gateway.media import media_part  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"

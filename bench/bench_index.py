@@ -39,12 +39,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.collections.collection import Collection  # noqa: E402
-from gateway.collections.flat import FlatIndex  # noqa: E402
-from gateway.collections.hnsw import HnswIndex  # noqa: E402
-from gateway.collections.spec import CollectionSpec  # noqa: E402
-from gateway.collections.store import ItemStore, NewItem  # noqa: E402
 from gateway.config import CollectionSettings  # noqa: E402
+from gateway.vectorstore.collection import Collection  # noqa: E402
+from gateway.vectorstore.flat import FlatIndex  # noqa: E402
+from gateway.vectorstore.hnsw import HnswIndex  # noqa: E402
+from gateway.vectorstore.spec import CollectionSpec  # noqa: E402
+from gateway.vectorstore.store import ItemStore, NewItem  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "minilm384_pypi52k.f16.npy"
 RESULTS = ROOT / "bench" / "results" / "index.md"
@@ -335,8 +335,8 @@ def concurrency_section(root: Path, corpus: Any, queries: Any, out: list[str]) -
     """The exact path through CollectionManager.search: one at a time vs 32 in flight."""
     import asyncio
 
-    from gateway.collections import CollectionManager
     from gateway.config import load_settings
+    from gateway.vectorstore import CollectionManager
 
     async def measure(n: int) -> list[str]:
         settings = load_settings(

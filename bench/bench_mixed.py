@@ -2,7 +2,7 @@
 
 FakeGemini must run in another process, as Google would:
 
-    python -m uvicorn --factory gateway.testing:create_fake_app --port 18700 &
+    python -m uvicorn --factory gateway.fake:create_fake_app --port 18700 &
     python bench/bench_mixed.py
 
 Latency counts from each hit's scheduled start, so a stalled event loop shows (no coordinated

@@ -1,4 +1,4 @@
-"""Benchmark of gateway.core.vectors and gateway.api.vector_json (issue 5). Standalone script.
+"""Benchmark of gateway.core.vectors and api.encoding.vector_json (issue 5). Standalone script.
 
     /work/venv/bin/python bench/bench_vectors.py            # ~30-60 s, updates bench/RESULTS.md
     /work/venv/bin/python bench/bench_vectors.py --no-write --no-quality
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.results_doc import replace_section  # noqa: E402
-from gateway.api.vector_json import rows_json  # noqa: E402
+from gateway.api.encoding.vector_json import rows_json  # noqa: E402
 from gateway.core.vectors import DTYPES, derive, rows_base64  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "minilm384_pypi52k.f16.npy"

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import orjson
 
-from gateway.testing import FakeGemini
+from gateway.fake import FakeGemini
 
 MODEL = "gemini-embedding-2"
 DIMS = 3072

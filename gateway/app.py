@@ -12,23 +12,25 @@ import structlog
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from gateway.api import collections, gemini, openai, ops
-from gateway.api.auth import ClientAuth
-from gateway.api.error_bodies import error_response
-from gateway.api.limits import request_frame
-from gateway.api.request_log import make_before_send
-from gateway.api.response_memo import ResponseMemo
-from gateway.api.views import ViewCache
-from gateway.cache import VectorCache
-from gateway.collections import CollectionManager
+from gateway.api import ops
+from gateway.api.collections import routes as collections
+from gateway.api.deps import Services
+from gateway.api.encoding.views import ViewCache
+from gateway.api.gemini import routes as gemini
+from gateway.api.http.auth import ClientAuth
+from gateway.api.http.error_bodies import error_response
+from gateway.api.http.limits import request_frame
+from gateway.api.http.response_memo import ResponseMemo
+from gateway.api.openai import routes as openai
+from gateway.cache.store import VectorCache
 from gateway.config import Secrets, Settings, load_secrets
 from gateway.embedder import Embedder
-from gateway.logs import flush_logs
-from gateway.metrics import ROUTES as METRICS_ROUTES
-from gateway.metrics import GatewayMetrics
-from gateway.scheduler import Scheduler
-from gateway.services import Services
+from gateway.observability.logs import flush_logs
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.request_log import make_before_send
 from gateway.upstream.gemini import GeminiUpstream, Upstream
+from gateway.upstream.scheduler import Scheduler
+from gateway.vectorstore import CollectionManager
 
 log = structlog.get_logger("gateway")
 FAKE_KEY = "fake-upstream-key"
@@ -37,7 +39,7 @@ FAKE_KEY = "fake-upstream-key"
 def build_upstream(settings: Settings, secrets: Secrets) -> Upstream | None:
     """The upstream an online gateway calls: the fake, Google, or None without a key."""
     if settings.upstream.fake:
-        from gateway.testing import FakeGemini  # the offline demo only
+        from gateway.fake import FakeGemini  # the offline demo only
 
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=FakeGemini()), base_url=settings.upstream.base_url
@@ -78,21 +80,22 @@ def create_app(
         else None
     )
     namespace = "fake" if fake else ""
+    metrics = GatewayMetrics(settings.pricing, cache, scheduler)
+    collection_manager = CollectionManager(settings)
+    embedder = Embedder(settings, cache, scheduler, namespace)
+    embedder.observer = metrics
     services = Services(
         settings=settings,
         secrets=secrets,
         cache=cache,
-        embedder=Embedder(settings, cache, scheduler, namespace),
+        embedder=embedder,
         upstream=upstream,
         fake_upstream=fake,
         views=ViewCache(settings.cache.view_memory_bytes),
         responses=ResponseMemo(settings.cache.response_memory_bytes),
+        metrics=metrics,
+        collections=collection_manager,
     )
-    metrics = GatewayMetrics(settings.pricing, cache, scheduler)
-    services.embedder.observer = metrics
-    services.extras["metrics"] = metrics
-    collection_manager = CollectionManager(settings)
-    services.extras["collections"] = collection_manager
     auth = ClientAuth(secrets.client_keys, metrics_require_key=settings.server.metrics_require_key)
 
     @asynccontextmanager
@@ -124,7 +127,6 @@ def create_app(
             *gemini.ROUTES,
             *collections.ROUTES,
             *ops.ROUTES,
-            *METRICS_ROUTES,
         ],
         state=_state(services),
         lifespan=[lifespan],

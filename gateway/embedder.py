@@ -11,11 +11,11 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.cache import Cached, VectorCache
+from gateway.cache.store import Cached, VectorCache
 from gateway.config import ModelSpec, Settings
-from gateway.content import Content, EmbedParams, content_key, estimate_tokens
+from gateway.content.model import Content, EmbedParams, content_key, estimate_tokens
 from gateway.errors import CacheMiss, GatewayError, UpstreamError, UpstreamRejected
-from gateway.scheduler import Scheduler
+from gateway.upstream.scheduler import Scheduler
 
 # Hashing more than this many media bytes moves to a worker thread, off the event loop.
 _HASH_OFF_LOOP_BYTES = 256 * 1024

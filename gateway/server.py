@@ -18,7 +18,7 @@ SETTINGS_ENV = "GATEWAY__SETTINGS"
 def asgi_app() -> Litestar:
     """Factory granian calls in each worker: rebuild the app from the settings the CLI decoded."""
     from gateway.app import create_app
-    from gateway.logs import configure_logging
+    from gateway.observability.logs import configure_logging
 
     raw = os.environ.get(SETTINGS_ENV)
     settings = msgspec.json.decode(raw, type=Settings) if raw else Settings()

@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
 from gateway.config import Secrets, Settings, load_settings
-from gateway.testing import FakeGemini
+from gateway.fake import FakeGemini
 from gateway.upstream.gemini import GeminiUpstream
 
 UPSTREAM_KEY = "gateway-own-upstream-key"

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.config import Settings, load_secrets, load_settings
 from gateway.errors import ConfigError
 

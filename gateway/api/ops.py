@@ -8,7 +8,8 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get
 
-from gateway.services import services_of
+from gateway.api.deps import services_of
+from gateway.observability.metrics import render
 
 _encode = msgspec.json.Encoder().encode
 
@@ -43,4 +44,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(_encode(body), status_code=200 if ready else 503, media_type="application/json")
 
 
-ROUTES = [healthz, readyz]
+@get("/metrics", include_in_schema=False)
+async def metrics_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text exposition of this app's registry."""
+    body, media_type = await asyncio.to_thread(render, services_of(request).metrics)
+    return Response(body, media_type=media_type)  # litestar appends the charset itself
+
+
+ROUTES = [healthz, readyz, metrics_route]

@@ -6,9 +6,9 @@ import math
 from collections.abc import Mapping, Sequence
 
 from gateway.config import ModelSpec
-from gateway.content import Content, Part
+from gateway.content.model import Content, Part
+from gateway.content.tokens import count_text_tokens
 from gateway.errors import InvalidRequest, UnsupportedMedia
-from gateway.tokens import count_text_tokens
 
 _NAMES = {"image": "images", "audio": "audio parts", "video": "videos", "pdf": "PDFs"}
 _ONE = {"image": "image", "audio": "audio part", "video": "video", "pdf": "PDF"}

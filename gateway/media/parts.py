@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.config import MediaSettings
-from gateway.content import Part
+from gateway.content.model import Part
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 from gateway.media.durations import mp3_seconds, mp4_seconds, wav_seconds
 from gateway.media.images import check_jpeg, check_png

@@ -14,7 +14,7 @@ from google.genai import types
 from numpy.typing import NDArray
 
 from gateway.config import UpstreamSettings
-from gateway.content import Content, EmbedParams
+from gateway.content.model import Content, EmbedParams
 from gateway.errors import (
     RateLimited,
     UpstreamError,

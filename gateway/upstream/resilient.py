@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.config import UpstreamSettings
-from gateway.content import Content, EmbedParams
+from gateway.content.model import Content, EmbedParams
 from gateway.errors import (
     GatewayError,
     UpstreamError,

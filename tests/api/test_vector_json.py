@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gateway.api.vector_json import encode_rows, rows_json
+from gateway.api.encoding.vector_json import encode_rows, rows_json
 from gateway.core.vectors import derive
 
 

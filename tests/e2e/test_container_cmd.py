@@ -92,7 +92,7 @@ def test_the_build_context_builds_the_package_as_pip_install_dot_does(
         capture_output=True,
     )
     built = context / "build" / "lib" / "gateway"
-    for needed in ("cli.py", "server.py", "testing/fake_gemini.py", "data/cl100k_base.tiktoken"):
+    for needed in ("cli/main.py", "server.py", "fake/fake_gemini.py", "data/cl100k_base.tiktoken"):
         assert (built / needed).is_file(), needed
 
 

@@ -20,7 +20,7 @@ from google import genai
 from google.genai import errors, types
 from PIL import Image
 
-from gateway.testing import FakeGemini, FakePart
+from gateway.fake import FakeGemini, FakePart
 from tests.conftest import UPSTREAM_KEY, make_app, make_settings
 
 GE2 = "gemini-embedding-2"

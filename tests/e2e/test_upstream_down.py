@@ -11,9 +11,9 @@ import httpx
 
 from gateway.app import create_app
 from gateway.config import Secrets
-from gateway.scheduler import Scheduler
-from gateway.testing import FakeGemini, run_fake_in_thread
+from gateway.fake import FakeGemini, run_fake_in_thread
 from gateway.upstream.gemini import GeminiUpstream
+from gateway.upstream.scheduler import Scheduler
 from tests.conftest import make_settings
 
 KEY = "e2e-upstream-key"

@@ -1,0 +1,233 @@
+"""Collections API: create, list, inspect and delete collections; add, delete and search items.
+
+Errors use OpenAI's envelope like the embeddings route. POSTs answer 200 (as every POST in the
+gateway does, create included), DELETEs answer 200 with a small JSON body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+from litestar import Request, delete, get, post
+from numpy.typing import NDArray
+
+from gateway.api.collections.bodies import (
+    AddBody,
+    CreateBody,
+    DeleteItemsBody,
+    SearchBody,
+    check_search,
+    decode,
+    embed_inputs,
+    new_items,
+    unit_rows,
+)
+from gateway.api.deps import Services, services_of
+from gateway.api.http.raw_response import RawJSON
+from gateway.api.openai.routes import resolve_model
+from gateway.errors import InvalidRequest
+from gateway.observability.request_log import request_state
+from gateway.vectorstore import CollectionManager, CollectionSpec, check_name, check_spec
+from gateway.vectorstore.collection import Collection
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _manager(services: Services) -> CollectionManager:
+    manager: CollectionManager = services.collections
+    return manager
+
+
+def _card(collection: Collection) -> dict[str, Any]:
+    spec = collection.spec
+    return {
+        "object": "collection",
+        "name": spec.name,
+        "model": spec.model,
+        "dimensions": spec.dimensions,
+        "dtype": spec.dtype,
+        "metric": spec.metric,
+        "connectivity": spec.connectivity,
+        "expansion_add": spec.expansion_add,
+        "expansion_search": spec.expansion_search,
+        "rescore_multiple": spec.rescore_multiple,
+        "created": spec.created,
+        **collection.info(),
+    }
+
+
+def _usage(tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": tokens, "total_tokens": tokens}
+
+
+@post("/v1/collections", status_code=200, summary="Create a collection")
+async def create_collection(request: Request[Any, Any, Any]) -> RawJSON:
+    """A new, empty collection of one model's vectors at one size and storage dtype."""
+    services = services_of(request)
+    body: CreateBody = decode(await request.body(), CreateBody)
+    settings = services.settings
+    model = resolve_model(settings, body.model or settings.embeddings.default_model)
+    defaults = settings.collections
+    rescore = defaults.rescore_multiple_b1 if body.dtype == "b1" else defaults.rescore_multiple
+    spec = CollectionSpec(
+        name=check_name(body.name),
+        model=model.id,
+        dimensions=body.dimensions if body.dimensions is not None else model.dims,
+        dtype=body.dtype,
+        metric=body.metric,
+        connectivity=body.connectivity or defaults.connectivity,
+        expansion_add=body.expansion_add or defaults.expansion_add,
+        expansion_search=body.expansion_search or defaults.expansion_search,
+        rescore_multiple=body.rescore_multiple or rescore,
+    )
+    check_spec(spec, min_dims=model.min_dims, max_dims=model.dims)
+    request_state(request.scope).update(collection=spec.name, model=model.id)
+    collection = await _manager(services).create(spec)
+    return RawJSON(_encode(_card(collection)))
+
+
+@get("/v1/collections", summary="List collections")
+async def list_collections(request: Request[Any, Any, Any]) -> RawJSON:
+    """Every collection with its parameters and size."""
+    manager = _manager(services_of(request))
+    cards = [_card(manager.peek(name)) for name in manager.names()]
+    return RawJSON(_encode({"object": "list", "data": cards}))
+
+
+@get("/v1/collections/{name:str}", summary="Retrieve a collection")
+async def get_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
+    """One collection, including its index status (loading, rebuilding with progress, ready)."""
+    return RawJSON(_encode(_card(_manager(services_of(request)).peek(name))))
+
+
+@delete("/v1/collections/{name:str}", status_code=200, summary="Delete a collection")
+async def delete_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
+    """Delete a collection, its items and its index files."""
+    request_state(request.scope).update(collection=name)
+    await _manager(services_of(request)).delete(name)
+    return RawJSON(_encode({"object": "collection.deleted", "name": name, "deleted": True}))
+
+
+@post("/v1/collections/{name:str}/items", status_code=200, summary="Add or replace items")
+async def add_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
+    """Embed inputs (through the cache) or take vectors; items with a known id are replaced."""
+    services = services_of(request)
+    manager = _manager(services)
+    spec = manager.peek(name).spec
+    body: AddBody = decode(await request.body(), AddBody)
+    if not body.items:
+        raise InvalidRequest("`items` must not be empty", param="items")
+    if len(body.items) > services.settings.server.max_inputs:
+        limit = services.settings.server.max_inputs
+        raise InvalidRequest(f"at most {limit} items per request", param="items")
+    by_input: list[int] = []
+    by_vector: list[int] = []
+    for i, item in enumerate(body.items):
+        if (item.input is msgspec.UNSET) == (item.vector is None):
+            raise InvalidRequest(
+                f"`items[{i}]` needs exactly one of `input` or `vector`", param=f"items[{i}]"
+            )
+        (by_vector if item.vector is not None else by_input).append(i)
+    state = request_state(request.scope)
+    state.update(collection=name, model=spec.model, inputs=len(body.items))
+    rows: dict[int, NDArray[np.float32]] = {}
+    if by_vector:
+        given = [body.items[i].vector or [] for i in by_vector]
+        matrix = unit_rows(given, spec.dimensions, [f"items[{i}].vector" for i in by_vector])
+        rows.update(zip(by_vector, matrix, strict=True))
+    keys: dict[int, bytes] = {}
+    headers: list[tuple[str, str]] = []
+    tokens = 0
+    if by_input:
+        model = resolve_model(services.settings, spec.model)
+        raw = [body.items[i].input for i in by_input]
+        params = [f"items[{i}].input" for i in by_input]
+        matrix, content_keys, result = await embed_inputs(services, spec, model, raw, params)
+        rows.update(zip(by_input, matrix, strict=True))
+        keys.update(zip(by_input, content_keys, strict=True))
+        tokens = sum(result.tokens)
+        state.update(hits=result.hits, misses=result.misses)
+        headers = [("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/{len(raw)}")]
+    items = new_items(body, keys)
+    vectors = np.stack([rows[i] for i in range(len(body.items))])
+    replaced = await manager.put(name, items, vectors)
+    answer = {
+        "object": "collection.items",
+        "collection": name,
+        "ids": [item.id for item in items],
+        "added": len(items) - replaced,
+        "replaced": replaced,
+        "count": len(manager.peek(name)),
+        "usage": _usage(tokens),
+    }
+    return RawJSON(_encode(answer), headers=headers)
+
+
+@delete("/v1/collections/{name:str}/items", status_code=200, summary="Delete items")
+async def delete_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
+    """Delete items by id; ids that do not exist are not an error."""
+    manager = _manager(services_of(request))
+    manager.peek(name)
+    body: DeleteItemsBody = decode(await request.body(), DeleteItemsBody)
+    request_state(request.scope).update(collection=name, inputs=len(body.ids))
+    deleted = await manager.delete_items(name, body.ids)
+    answer = {
+        "object": "collection.items.deleted",
+        "collection": name,
+        "deleted": deleted,
+        "count": len(manager.peek(name)),
+    }
+    return RawJSON(_encode(answer))
+
+
+@post("/v1/collections/{name:str}/search", status_code=200, summary="Search a collection")
+async def search_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
+    """The k items nearest to an input or a vector, optionally only those matching a filter."""
+    services = services_of(request)
+    manager = _manager(services)
+    spec = manager.peek(name).spec
+    body: SearchBody = decode(await request.body(), SearchBody)
+    check_search(body)
+    state = request_state(request.scope)
+    state.update(collection=name, model=spec.model, inputs=1)
+    headers: list[tuple[str, str]] = []
+    tokens = 0
+    if body.vector is not None:
+        query = unit_rows([body.vector], spec.dimensions, ["vector"])
+    else:
+        model = resolve_model(services.settings, spec.model)
+        query, _, result = await embed_inputs(services, spec, model, [body.input], ["input"])
+        tokens = sum(result.tokens)
+        state.update(hits=result.hits, misses=result.misses)
+        headers = [("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/1")]
+    hits = await manager.search(name, query[0], body.k, body.filter, body.rescore)
+    data = [
+        {
+            "object": "search.result",
+            "id": hit.id,
+            "score": hit.score,
+            "metadata": msgspec.Raw(hit.metadata.encode()) if hit.metadata is not None else None,
+        }
+        for hit in hits
+    ]
+    answer = {
+        "object": "list",
+        "data": data,
+        "collection": name,
+        "model": spec.model,
+        "usage": _usage(tokens),
+    }
+    return RawJSON(_encode(answer), headers=headers)
+
+
+ROUTES = [
+    create_collection,
+    list_collections,
+    get_collection,
+    delete_collection,
+    add_items,
+    delete_items,
+    search_collection,
+]

@@ -1,0 +1,112 @@
+"""Render any error in the caller's dialect: OpenAI's envelope or google.rpc.Status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from gateway.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
+from gateway.observability.request_log import request_id, request_state
+
+_encode = msgspec.json.Encoder().encode
+log = structlog.get_logger("gateway")
+
+_STATUS_BY_CODE = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    409: "ALREADY_EXISTS",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def is_gemini_path(path: str) -> bool:
+    """Gemini-dialect routes: `/v1beta/...` and `/v1/models/{model}:method`."""
+    if path.startswith("/v1beta/"):
+        return True
+    return path.startswith("/v1/models/") and ":" in path.rsplit("/", 1)[-1]
+
+
+def gateway_error_of(exc: Exception) -> GatewayError:
+    """Turn a framework exception into the gateway's tree; GatewayErrors pass through."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, HTTPException):
+        code = exc.status_code
+        if code == 413:
+            return PayloadTooLarge("the request body is larger than the server accepts")
+        if code == 404:
+            return NotFound(f"no such route: {exc.detail}" if exc.detail else "no such route")
+        if code == 405:
+            return InvalidRequest("method not allowed on this route", status=405)
+        if code < 500:
+            return InvalidRequest(str(exc.detail), status=code)
+    return GatewayError("internal error; the request id in x-request-id finds it in the log")
+
+
+def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """The litestar exception handler for every route."""
+    error = gateway_error_of(exc)
+    if error is not exc and not isinstance(exc, HTTPException):
+        # A bug, not bad input: the traceback goes to the log under the id the caller was given
+        # (the request line has the class name too). Tracebacks carry no local values.
+        request_state(request.scope)["error"] = type(exc).__name__
+        log.error(
+            "unhandled error",
+            request_id=request_id(request.scope),
+            route=request.scope["path"],
+            exc_info=exc,
+        )
+    gemini = is_gemini_path(request.scope["path"])
+    return render(error, gemini=gemini)
+
+
+def render(error: GatewayError, *, gemini: bool) -> Response[bytes]:
+    """Build the error body and headers for one dialect."""
+    headers: dict[str, str] = {}
+    if error.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(error.retry_after)))
+    if not error.should_retry:
+        headers["x-should-retry"] = "false"
+    status = error.http_status
+    body: dict[str, Any]
+    if gemini:
+        details: list[dict[str, str]] = []
+        if error.retry_after is not None:
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": f"{error.retry_after:g}s",
+                }
+            )
+        rpc_status = (
+            error.gemini_status
+            if status == error.status
+            else _STATUS_BY_CODE.get(status, error.gemini_status)
+        )
+        body = {"error": {"code": status, "message": error.message, "status": rpc_status}}
+        if details:
+            body["error"]["details"] = details
+    else:
+        body = {
+            "error": {
+                "message": error.message,
+                "type": error.openai_type,
+                "param": error.param,
+                "code": error.code,
+            }
+        }
+    return Response(
+        _encode(body), status_code=status, media_type="application/json", headers=headers
+    )

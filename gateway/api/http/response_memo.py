@@ -1,0 +1,107 @@
+"""ResponseMemo: whole answers to byte-identical requests, replayed without parsing or hashing.
+
+A stored vector never changes for its content key, so neither does the answer to a request whose
+every input was served: the same body bytes on the same route give the same response bytes. The
+memo keeps those answers (bounded in bytes; 0 turns it off) and the figures their replay must
+still count: the log line's fields and the metrics' hits and savings.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import blake3
+
+from gateway.api.http.raw_response import RawJSON
+from gateway.config import ModelSpec
+from gateway.content.model import Content
+from gateway.observability.metrics import GatewayMetrics
+
+Replay = Callable[[], None]
+
+
+class Answer:
+    """One memoised answer: the body, its headers as raw pairs, and what replaying it counts."""
+
+    __slots__ = ("body", "fields", "headers", "replay")
+
+    def __init__(
+        self,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        fields: Mapping[str, Any],
+        replay: Replay | None,
+    ) -> None:
+        self.body = body
+        self.headers = headers
+        self.fields = dict(fields)
+        self.replay = replay
+
+    def replayed(self, log_fields: dict[str, Any]) -> RawJSON:
+        """Count the answer again (log line, metrics) and return it, ready to send."""
+        log_fields.update(self.fields)
+        if self.replay is not None:
+            self.replay()
+        return RawJSON(self.body, raw_headers=self.headers)
+
+
+class ResponseMemo:
+    """An LRU of route + blake3(body) -> Answer."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._budget = budget_bytes
+        self._entry_cap = budget_bytes // 8  # one huge batch must not flush everything else
+        self._used = 0
+        self._answers: OrderedDict[bytes, Answer] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self._budget > 0
+
+    @staticmethod
+    def key(route: bytes, body: bytes) -> bytes:
+        """The memo key of a request body on a route family."""
+        return blake3.blake3(route + b"\0" + body).digest()
+
+    def get(self, key: bytes) -> Answer | None:
+        answer = self._answers.get(key)
+        if answer is not None:
+            self._answers.move_to_end(key)
+        return answer
+
+    def put(self, key: bytes, answer: Answer) -> None:
+        size = len(answer.body) + 256
+        if not self.enabled or size > self._entry_cap or key in self._answers:
+            return
+        self._answers[key] = answer
+        self._used += size
+        while self._used > self._budget and self._answers:
+            _, old = self._answers.popitem(last=False)
+            self._used -= len(old.body) + 256
+
+    def remember(
+        self,
+        key: bytes,
+        response: RawJSON,
+        spec: ModelSpec,
+        contents: Sequence[Content],
+        tokens: Sequence[int],
+        metrics: GatewayMetrics | None,
+    ) -> None:
+        """Keep an answer whose every input was served: a replay of it is all hits."""
+        n = len(contents)
+        cache_headers = (b"x-cache", b"x-cache-hits")
+        headers = [h for h in response.headers if h[0] not in cache_headers]
+        headers += [(b"x-cache", b"HIT"), (b"x-cache-hits", f"{n}/{n}".encode())]
+        replay = metrics.hits_replay(spec, contents, tokens) if metrics is not None else None
+        fields = {"model": spec.id, "inputs": n, "hits": n, "misses": 0, "memo": True}
+        self.put(key, Answer(response.body, headers, fields, replay))
+
+    def clear(self) -> None:
+        self._answers.clear()
+        self._used = 0
+
+    def __len__(self) -> int:
+        return len(self._answers)

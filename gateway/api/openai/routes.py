@@ -1,0 +1,201 @@
+"""OpenAI dialect: POST /v1/embeddings (and /embeddings), GET /v1/models."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+
+from gateway.api.deps import services_of
+from gateway.api.http.raw_response import RawJSON, decode_json, read_body
+from gateway.api.openai.input import parse_input
+from gateway.config import ModelSpec, Settings
+from gateway.content.model import TASK_TYPES, Content, with_task_prefix
+from gateway.core.vectors import DTYPES
+from gateway.errors import InvalidRequest, ModelNotFound
+from gateway.observability.request_log import request_state
+
+_STARTED = int(time.time())
+_INPUT_TYPES = {"query": "RETRIEVAL_QUERY", "document": "RETRIEVAL_DOCUMENT"}
+
+
+class EmbeddingsRequest(msgspec.Struct, kw_only=True):
+    """The fields the gateway reads; unknown fields are ignored as OpenAI's SDKs expect."""
+
+    model: str | None = None
+    input: Any = msgspec.UNSET
+    encoding_format: str | None = None
+    dimensions: int | None = None
+    output_dtype: str | None = None
+    task_type: str | None = None
+    input_type: str | None = None
+    title: str | None = None
+    user: Any = None
+
+
+class EmbeddingItem(msgspec.Struct):
+    object: str
+    index: int
+    embedding: str | msgspec.Raw
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(msgspec.Struct):
+    object: str
+    data: list[EmbeddingItem]
+    model: str
+    usage: Usage
+
+
+_decode_request = msgspec.json.Decoder(EmbeddingsRequest).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def decode_request(body: bytes) -> EmbeddingsRequest:
+    """Decode the JSON body, naming the bad field on failure."""
+    return decode_json(body, _decode_request)
+
+
+def resolve_model(settings: Settings, name: str | None) -> ModelSpec:
+    """The model spec for `model`, a 400 when absent, a 404 when unknown."""
+    if not name:
+        raise InvalidRequest("`model` is required", param="model")
+    spec = settings.model(name)
+    if spec is None:
+        known = ", ".join(m.id for m in settings.models)
+        raise ModelNotFound(
+            f"the model `{name}` does not exist; known models: {known}", param="model"
+        )
+    return spec
+
+
+def check_view(spec: ModelSpec, req: EmbeddingsRequest) -> tuple[int, str, str]:
+    """Validated (dimensions, output_dtype, encoding_format)."""
+    dims = spec.dims if req.dimensions is None else req.dimensions
+    if not spec.min_dims <= dims <= spec.dims:
+        raise InvalidRequest(
+            f"`dimensions` must be in {spec.min_dims}..{spec.dims} for {spec.id}, got {dims}",
+            param="dimensions",
+        )
+    dtype = req.output_dtype or "float"
+    if dtype not in DTYPES:
+        raise InvalidRequest(
+            f"`output_dtype` must be one of {', '.join(DTYPES)}, got {dtype!r}",
+            param="output_dtype",
+        )
+    encoding = req.encoding_format or "float"
+    if encoding not in ("float", "base64"):
+        raise InvalidRequest(
+            f"`encoding_format` must be 'float' or 'base64', got {encoding!r}",
+            param="encoding_format",
+        )
+    return dims, dtype, encoding
+
+
+def task_of(req: EmbeddingsRequest) -> str | None:
+    """The retrieval task from `task_type` or its alias `input_type`."""
+    if req.input_type is not None:
+        task = _INPUT_TYPES.get(req.input_type.lower())
+        if task is None:
+            raise InvalidRequest("`input_type` must be 'query' or 'document'", param="input_type")
+        return task
+    if req.task_type is None:
+        return None
+    task = req.task_type.upper()
+    if task not in TASK_TYPES:
+        raise InvalidRequest(
+            f"`task_type` must be one of {', '.join(TASK_TYPES)}", param="task_type"
+        )
+    return task
+
+
+@post(["/v1/embeddings", "/embeddings"], status_code=200, summary="Create embeddings (OpenAI)")
+async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
+    """OpenAI-compatible embeddings with the gateway's multimodal and quantisation extensions."""
+    services = services_of(request)
+    settings = services.settings
+    raw = await read_body(request, settings.server.max_body_bytes)
+    memo = services.responses
+    memo_key = memo.key(b"openai", raw) if memo.enabled else b""
+    answer = memo.get(memo_key) if memo_key else None
+    if answer is not None:
+        return answer.replayed(request_state(request.scope))
+    req = decode_request(raw)
+    spec = resolve_model(settings, req.model)
+    if req.input is msgspec.UNSET:
+        raise InvalidRequest("`input` is required", param="input")
+    dims, dtype, encoding = check_view(spec, req)
+    references: list[str] = []
+    contents: list[Content] = await parse_input(
+        req.input,
+        max_inputs=settings.server.max_inputs,
+        spec=spec,
+        media=settings.media,
+        fetcher=services.media_fetcher,
+        references=references,
+    )
+    if references:
+        memo_key = b""  # a file or URL may change behind the same request bytes: no replay
+    task = task_of(req)
+    embedder = services.embedder
+    if task is not None and not spec.task_type_upstream:
+        contents = [with_task_prefix(c, task, req.title) for c in contents]
+        params = embedder.params(spec, dims=dims)
+    else:
+        params = embedder.params(spec, task_type=task, title=req.title, dims=dims)
+    state = request_state(request.scope)
+    state.update(model=spec.id, inputs=len(contents))
+    result = await embedder.embed(contents, spec, params)
+    state.update(hits=result.hits, misses=result.misses)
+    rows = services.views.rows(result.keys, result.vectors, dims, dtype, encoding)
+    tokens = sum(result.tokens)
+    body = EmbeddingsResponse(
+        object="list",
+        data=[EmbeddingItem("embedding", i, row) for i, row in enumerate(rows)],
+        model=spec.id,
+        usage=Usage(tokens, tokens),
+    )
+    headers = [("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/{len(contents)}")]
+    if any(part.kind == "text" for content in contents for part in content.parts):
+        # Media tokens follow Google's published rates; text is estimated (4 UTF-8 bytes a token).
+        headers.append(("x-usage-estimated", "text"))
+    response = RawJSON(_encode(body), headers=headers)
+    if memo_key:
+        memo.remember(memo_key, response, spec, contents, result.tokens, services.metrics)
+    return response
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    object: str
+    created: int
+    owned_by: str
+
+
+def _card(model_id: str) -> ModelCard:
+    return ModelCard(id=model_id, object="model", created=_STARTED, owned_by="google")
+
+
+@get(["/v1/models", "/models"], summary="List models (OpenAI)")
+async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Every configured model and alias."""
+    settings = services_of(request).settings
+    cards = [_card(name) for spec in settings.models for name in (spec.id, *spec.aliases)]
+    return Response(_encode({"object": "list", "data": cards}), media_type="application/json")
+
+
+@get("/v1/models/{model_id:str}", summary="Retrieve a model (OpenAI)")
+async def get_model(request: Request[Any, Any, Any], model_id: str) -> Response[bytes]:
+    """One model by id or alias."""
+    spec = resolve_model(services_of(request).settings, model_id)
+    name = model_id if model_id in spec.aliases else spec.id
+    return Response(_encode(_card(name)), media_type="application/json")
+
+
+ROUTES = [create_embeddings, list_models, get_model]

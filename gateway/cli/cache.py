@@ -1,0 +1,197 @@
+"""`gateway cache stats | verify | prune | export | import`: the cache admin commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.options import settings_from
+from gateway.config import Settings
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def register(sub: Any) -> None:
+    """Add `cache` and its subcommands to the top-level subparsers."""
+    cache = sub.add_parser("cache", help="inspect, check, prune, export and import the cache")
+    commands = cache.add_subparsers(dest="cache_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    common.add_argument("--cache-dir", help="cache directory (overrides [cache] dir)")
+    common.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+
+    stats = commands.add_parser("stats", parents=[common], help="entries, bytes, models")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.set_defaults(func=_guarded(_stats))
+
+    verify = commands.add_parser("verify", parents=[common], help="check every entry")
+    verify.add_argument("--fix", action="store_true", help="remove damaged entries")
+    verify.set_defaults(func=_guarded(_verify))
+
+    prune = commands.add_parser("prune", parents=[common], help="remove entries")
+    prune.add_argument("--model", help="remove this model's entries")
+    prune.add_argument("--older-than", type=float, metavar="DAYS", help="stored before this")
+    prune.add_argument(
+        "--to-size", type=parse_size, metavar="SIZE", help="evict by policy down to e.g. 5G, 500M"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count, remove nothing")
+    prune.set_defaults(func=_guarded(_prune))
+
+    export = commands.add_parser("export", parents=[common], help="write a portable export")
+    export.add_argument("path", type=Path, help="a new (or empty) directory")
+    export.add_argument("--model", help="only this model's entries")
+    export.add_argument("--shard-rows", type=int, default=4096, help="vectors per .npy file")
+    export.set_defaults(func=_guarded(_export))
+
+    load = commands.add_parser("import", parents=[common], help="load an export")
+    load.add_argument("path", type=Path, help="a directory written by `gateway cache export`")
+    load.add_argument("--overwrite", action="store_true", help="replace entries already present")
+    load.set_defaults(func=_guarded(_import))
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from gateway.cache.admin import AdminError
+
+        try:
+            return command(args)
+        except AdminError as exc:
+            print(f"gateway: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def parse_size(text: str) -> int:
+    """`5G`, `500M`, `1.5GiB` or plain bytes -> bytes (powers of 1024)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 5G, 500M, 1048576)")
+    unit = " kmgt".index(match[2].lower() or " ")
+    return int(float(match[1]) * 1024**unit)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return settings_from(args)
+
+
+def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
+    from gateway.cache.admin import AdminError
+    from gateway.cache.store import VectorCache
+
+    settings = _settings(args)
+    if not create and not Path(settings.cache.dir).is_dir():
+        raise AdminError(f"no cache at {settings.cache.dir}")
+    return VectorCache(settings.cache)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from gateway.cache.admin import stats
+
+    cache = _open(args)
+    try:
+        report = stats(cache, progress=not args.quiet)
+    finally:
+        cache.close()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    limit = report["size_limit_bytes"]
+    print(f"cache      {report['directory']}")
+    print(f"entries    {report['entries']:,}")
+    print(f"on disk    {_human(report['disk_bytes'])} of {_human(limit) if limit else 'unbounded'}")
+    print(f"eviction   {report['eviction_policy']}")
+    print(f"stored     {report['oldest']} .. {report['newest']}")
+    for model, entry in report["models"].items():
+        dims = ",".join(map(str, entry["dims"]))
+        print(
+            f"  {model:<28} {entry['entries']:>10,} vectors  dims {dims}  {entry['tokens']:,} tok"
+        )
+    if report["damaged"]:
+        print(f"damaged    {report['damaged']:,} (run `gateway cache verify --fix`)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from gateway.cache.admin import verify
+
+    cache = _open(args)
+    try:
+        report = verify(cache, fix=args.fix, progress=not args.quiet)
+    finally:
+        cache.close()
+    for key, why in list(report.damaged.items())[:20]:
+        print(f"damaged {key[:16]}…: {why}")
+    for warning in report.integrity:
+        print(f"integrity: {warning}")
+    print(f"checked {report.checked:,} entries: {len(report.damaged):,} damaged", end="")
+    print(f", {report.removed:,} removed" if args.fix else "")
+    return 0 if report.ok or (args.fix and report.removed == len(report.damaged)) else 1
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from gateway.cache.admin import prune
+
+    if args.model is None and args.older_than is None and args.to_size is None:
+        print("gateway: prune needs --model, --older-than or --to-size", file=sys.stderr)
+        return 2
+    cache = _open(args)
+    try:
+        removed = prune(
+            cache,
+            model=args.model,
+            older_than_s=None if args.older_than is None else args.older_than * 86400,
+            to_bytes=args.to_size,
+            dry_run=args.dry_run,
+            progress=not args.quiet,
+        )
+        left = cache.stats()
+    finally:
+        cache.close()
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {removed:,} entries; {left['entries']:,} left, {_human(left['disk_bytes'])}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from gateway.cache.transfer import export
+
+    cache = _open(args)
+    try:
+        manifest = export(
+            cache, args.path, model=args.model, shard_rows=args.shard_rows, progress=not args.quiet
+        )
+    finally:
+        cache.close()
+    shards = len(manifest["shards"])
+    print(f"exported {manifest['entries']:,} vectors in {shards} shards to {args.path}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from gateway.cache.transfer import import_, read_manifest
+
+    read_manifest(args.path)  # refuse a bad export before creating a cache
+    cache = _open(args, create=True)
+    try:
+        report = import_(cache, args.path, overwrite=args.overwrite, progress=not args.quiet)
+    finally:
+        cache.close()
+    print(
+        f"imported {report.imported:,} vectors; {report.skipped:,} already present, "
+        f"{report.rejected:,} rejected"
+    )
+    return 0 if report.rejected == 0 else 1
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

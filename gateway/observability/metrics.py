@@ -1,0 +1,279 @@
+"""Prometheus metrics: one registry per app; request and cache counters fed by hooks, cache and
+scheduler figures read at scrape time."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from litestar.types import Scope
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway.cache.store import Cached, VectorCache
+from gateway.config import ModelSpec, PricingSettings
+from gateway.content.model import Content, estimate_tokens
+from gateway.observability.request_log import current_state
+
+_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_UPSTREAM = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_INPUTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+_BATCH = (1, 2, 5, 10, 25, 50, 75, 100)
+_BREAKER_STATES = ("closed", "open", "half-open")
+_DONE = "gateway.metered"
+
+
+class GatewayMetrics:
+    """The app's metrics; also the embedder's observer and a before-send hook."""
+
+    def __init__(
+        self, pricing: PricingSettings, cache: VectorCache, scheduler: object | None
+    ) -> None:
+        self.pricing = pricing
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
+        )
+        self.duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from the request's arrival to its last response byte",
+            ["route"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.inputs = Histogram(
+            "gateway_request_inputs",
+            "Embeddings asked for per request",
+            buckets=_INPUTS,
+            registry=r,
+        )
+        self.lookups = Counter(
+            "gateway_cache_lookups",
+            "Inputs looked up in the cache, by result (hit|miss)",
+            ["model", "modality", "result"],
+            registry=r,
+        )
+        self.saved_tokens = Counter(
+            "gateway_saved_tokens",
+            "Tokens served from the cache instead of being bought upstream",
+            ["model", "modality"],
+            registry=r,
+        )
+        self.saved_dollars = Counter(
+            "gateway_saved_dollars",
+            "US dollars not spent upstream thanks to cache hits, at the [pricing] table",
+            ["model", "modality"],
+            registry=r,
+        )
+        self.upstream_wait = Histogram(
+            "gateway_upstream_wait_seconds",
+            "Time a request with misses waited for the upstream",
+            buckets=_UPSTREAM,
+            registry=r,
+        )
+        self.upstream_calls = Histogram(
+            "gateway_upstream_call_duration_seconds",
+            "Duration of each upstream call, by outcome (ok or the error class)",
+            ["outcome"],
+            buckets=_UPSTREAM,
+            registry=r,
+        )
+        r.register(_ScrapeCollector(cache, scheduler))
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self.scheduler = scheduler
+        counters = getattr(scheduler, "counters", None)
+        if counters is not None and hasattr(counters, "observer"):
+            counters.observer = self.upstream_call
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """metric.labels(*labels), memoised: prometheus-client's lookup takes a lock each call."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def upstream_call(self, items: int, seconds: float, outcome: str) -> None:
+        """The scheduler's per-call observer."""
+        self._child(self.upstream_calls, outcome).observe(seconds)
+
+    def looked_up(
+        self,
+        spec: ModelSpec,
+        contents: Sequence[Content],
+        keys: Sequence[bytes],
+        found: Mapping[bytes, Cached],
+    ) -> None:
+        """Count each input's hit or miss; a hit saves its tokens at its modality's price."""
+        results: Tally[tuple[str, str]] = Tally()
+        saved: Tally[str] = Tally()
+        dollars: dict[str, float] = {}
+        for content, key in zip(contents, keys, strict=True):
+            modality = content.modality
+            hit = found.get(key)
+            results[(modality, "miss" if hit is None else "hit")] += 1
+            if hit is not None:
+                saved[modality] += hit.tokens
+                price = self._price(content, modality, hit.tokens)
+                dollars[modality] = dollars.get(modality, 0.0) + price
+        state = current_state()
+        if state is not None:
+            state.setdefault("upstream_ms", 0.0)
+            state["coalesced"] = state.get("coalesced", 0) + self._in_flight(keys, found)
+        for (modality, result), n in results.items():
+            self._child(self.lookups, spec.id, modality, result).inc(n)
+        for modality, tokens in saved.items():
+            self._child(self.saved_tokens, spec.id, modality).inc(tokens)
+            self._child(self.saved_dollars, spec.id, modality).inc(dollars[modality])
+
+    def hits_replay(
+        self, spec: ModelSpec, contents: Sequence[Content], tokens: Sequence[int]
+    ) -> Callable[[], None]:
+        """A callable that counts these inputs once more as hits, for a memoised answer."""
+        counts: Tally[str] = Tally()
+        saved: Tally[str] = Tally()
+        dollars: dict[str, float] = {}
+        for content, spent in zip(contents, tokens, strict=True):
+            modality = content.modality
+            counts[modality] += 1
+            saved[modality] += spent
+            dollars[modality] = dollars.get(modality, 0.0) + self._price(content, modality, spent)
+        steps: list[tuple[Any, float]] = [
+            (self._child(self.lookups, spec.id, m, "hit"), n) for m, n in counts.items()
+        ]
+        for modality, spent in saved.items():
+            steps.append((self._child(self.saved_tokens, spec.id, modality), spent))
+            steps.append((self._child(self.saved_dollars, spec.id, modality), dollars[modality]))
+
+        def replay() -> None:
+            for child, amount in steps:
+                child.inc(amount)
+
+        return replay
+
+    def _in_flight(self, keys: Sequence[bytes], found: Mapping[bytes, Cached]) -> int:
+        """Misses that will join a fetch already in flight. Exact: the embedder calls the
+        scheduler right after this without awaiting in between."""
+        is_inflight = getattr(self.scheduler, "is_inflight", None)
+        if is_inflight is None or not getattr(self.scheduler, "inflight", 0):
+            return 0
+        return sum(1 for key in set(keys) if key not in found and is_inflight(key))
+
+    def _price(self, content: Content, modality: str, tokens: int) -> float:
+        if modality != "mixed":
+            return tokens * self._per_token(modality)
+        return sum(
+            estimate_tokens(Content(parts=(part,))) * self._per_token(part.kind)
+            for part in content.parts
+        )
+
+    def _per_token(self, modality: str) -> float:
+        return float(getattr(self.pricing, modality, 0.0)) / 1e6
+
+    def fetched(self, seconds: float) -> None:
+        """A request's misses came back (or failed) after `seconds`; goes on its log line."""
+        self.upstream_wait.observe(seconds)
+        state = current_state()
+        if state is not None:
+            state["upstream_ms"] = round(state.get("upstream_ms", 0.0) + seconds * 1000, 3)
+
+    def request_done(self, scope: Scope, state: dict[str, Any], status: int) -> None:
+        """Count the request and its latency once its last body chunk leaves (a finisher)."""
+        route = scope.get("path_template") or "unmatched"
+        self._child(self.requests, route, str(scope.get("method", "")), str(status)).inc()
+        self._child(self.duration, route).observe(time.perf_counter() - state["t0"])
+        inputs = state.get("inputs")
+        if isinstance(inputs, int) and inputs > 0:
+            self.inputs.observe(inputs)
+
+
+class _ScrapeCollector(Collector):
+    """Cache and scheduler figures, read when Prometheus scrapes (they are plain attributes)."""
+
+    def __init__(self, cache: VectorCache, scheduler: object | None) -> None:
+        self.cache = cache
+        self.scheduler = scheduler
+
+    def collect(self) -> Iterable[Any]:
+        stats = self.cache.stats()
+        yield GaugeMetricFamily("gateway_cache_entries", "Vectors on disk", stats["entries"])
+        yield GaugeMetricFamily("gateway_cache_bytes", "Bytes on disk", stats["disk_bytes"])
+        yield GaugeMetricFamily(
+            "gateway_cache_size_limit_bytes", "The bound (0 = none)", stats["size_limit_bytes"]
+        )
+        yield GaugeMetricFamily(
+            "gateway_cache_memory_entries", "Vectors in the memory tier", stats["memory_entries"]
+        )
+        yield CounterMetricFamily(
+            "gateway_cache_evictions", "Vectors evicted to hold the bound", stats["evictions"]
+        )
+        yield from self._scheduler()
+
+    def _scheduler(self) -> Iterable[Any]:
+        counters = getattr(self.scheduler, "counters", None)
+
+        def total(name: str, doc: str, attr: str) -> CounterMetricFamily:
+            value = getattr(counters, attr, None)
+            if value is None:  # the scheduler keeps some of them on itself
+                value = getattr(self.scheduler, attr, 0)
+            return CounterMetricFamily(name, doc, float(value or 0))
+
+        yield total("gateway_upstream_calls", "Upstream HTTP calls, retries included", "calls")
+        yield total("gateway_upstream_items", "Items sent upstream", "items")
+        yield total("gateway_upstream_tokens", "Estimated tokens sent upstream", "tokens")
+        yield total("gateway_upstream_seconds", "Time spent in upstream calls", "call_seconds")
+        yield total("gateway_upstream_retries", "Attempts after a transient failure", "retries")
+        yield total("gateway_upstream_bisect_calls", "Calls isolating bad items", "bisect_calls")
+        yield total("gateway_coalesced", "Misses that joined one already in flight", "coalesced")
+        yield total(
+            "gateway_upstream_fast_failures", "Misses refused by the breaker", "fast_failures"
+        )
+        errors = CounterMetricFamily(
+            "gateway_upstream_errors", "Failed upstream calls by error class", labels=["error"]
+        )
+        for name, n in dict(getattr(counters, "errors", None) or {}).items():
+            errors.add_metric([str(name)], float(n))
+        yield errors
+        sizes = getattr(counters, "batch_sizes", None)
+        if sizes is not None:
+            yield _histogram(
+                "gateway_upstream_batch_size", "Items per batch formed", dict(sizes), _BATCH
+            )
+        breaker = getattr(self.scheduler, "breaker", None)
+        state = str(getattr(breaker, "state", "closed"))
+        gauge = GaugeMetricFamily(
+            "gateway_upstream_breaker_state", "1 for the breaker's current state", labels=["state"]
+        )
+        for name in _BREAKER_STATES:
+            gauge.add_metric([name], 1.0 if name == state else 0.0)
+        yield gauge
+        yield CounterMetricFamily(
+            "gateway_upstream_breaker_opened",
+            "Times the circuit breaker opened",
+            float(getattr(breaker, "opened", 0) or 0),
+        )
+
+
+def _histogram(
+    name: str, doc: str, counts: Mapping[int, int], bounds: Sequence[int]
+) -> HistogramMetricFamily:
+    buckets = [(str(float(b)), float(sum(n for v, n in counts.items() if v <= b))) for b in bounds]
+    buckets.append(("+Inf", float(sum(counts.values()))))
+    return HistogramMetricFamily(
+        name, doc, buckets=buckets, sum_value=float(sum(v * n for v, n in counts.items()))
+    )
+
+
+def render(metrics: GatewayMetrics) -> tuple[bytes, str]:
+    """The registry in Prometheus text format, and its media type without the charset."""
+    return generate_latest(metrics.registry), CONTENT_TYPE_LATEST.split("; charset")[0]

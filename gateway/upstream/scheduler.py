@@ -1,0 +1,314 @@
+"""Scheduler: single-flight per content key, micro-batches per (model, parameters), bounded calls.
+
+A miss joins the identical miss already in flight, else its lane's queue. A lane's batch leaves
+when it holds `max_batch` items or its oldest item has waited `max_wait_ms`; while every upstream
+slot is busy the queue keeps growing, so a burst becomes a few full batches. Vectors are stored
+before their waiters are released: a key is always either in flight or in the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+
+from gateway.cache.store import Cached
+from gateway.config import UpstreamSettings
+from gateway.content.model import Content, EmbedParams, estimate_tokens
+from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.upstream.breaker import BreakerState, CircuitBreaker
+from gateway.upstream.counters import UpstreamCounters
+from gateway.upstream.gemini import Upstream
+from gateway.upstream.ratelimit import RateLimiter
+from gateway.upstream.resilient import Outcome, ResilientUpstream
+
+log = structlog.get_logger("gateway.upstream.scheduler")
+
+Store = Callable[[str, Mapping[bytes, Cached]], Awaitable[None]]
+API_MAX_BATCH = 100  # batchEmbedContents takes at most 100 requests
+# A batch reports its own error by the earliest deadline it carries; this only catches a stuck one.
+_WAIT_GRACE_S = 0.5
+
+
+@dataclass(slots=True)
+class _Pending:
+    key: bytes
+    content: Content
+    tokens: int
+    arrived: float
+    deadline: float
+
+
+class _Lane:
+    """Misses that can share an upstream call: same model, upstream parameters and size."""
+
+    __slots__ = ("dims", "full", "name", "params", "queue", "task")
+
+    def __init__(self, name: tuple[EmbedParams, int]) -> None:
+        self.name = name
+        self.params, self.dims = name
+        self.queue: deque[_Pending] = deque()
+        self.full = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class Scheduler:
+    """Turns many requests' misses into few, full upstream calls; failures reach every waiter."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        settings: UpstreamSettings,
+        *,
+        store: Store | None = None,
+        workers: int = 1,
+    ) -> None:
+        """`store` caches vectors before waiters hear of them; `workers` processes share the
+        account's requests/min and tokens/min, so each takes its share."""
+        self.upstream = upstream
+        self.settings = settings
+        self.store = store
+        self.max_batch = max(1, min(settings.max_batch, API_MAX_BATCH))
+        self.counters = UpstreamCounters()
+        self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
+        self.limiter = RateLimiter(
+            _share(settings.requests_per_minute, workers),
+            _share(settings.tokens_per_minute, workers),
+        )
+        self._calls = ResilientUpstream(
+            upstream, settings, self.breaker, self.limiter, self.counters
+        )
+        self._slots = asyncio.Semaphore(max(1, settings.max_concurrency))
+        self._inflight: dict[bytes, asyncio.Future[NDArray[np.float32]]] = {}
+        self._lanes: dict[tuple[EmbedParams, int], _Lane] = {}
+        self._batches: set[asyncio.Task[None]] = set()
+
+    # -- what /metrics and /readyz read -----------------------------------------------------
+
+    @property
+    def coalesced(self) -> int:
+        return self.counters.coalesced
+
+    @property
+    def batch_sizes(self) -> Counter[int]:
+        return self.counters.batch_sizes
+
+    @property
+    def breaker_state(self) -> BreakerState:
+        return self.breaker.state
+
+    @property
+    def inflight(self) -> int:
+        """Keys waiting for an upstream answer (queued or in a call)."""
+        return len(self._inflight)
+
+    def is_inflight(self, key: bytes) -> bool:
+        """True while `key` waits for an upstream answer another request already asked for."""
+        return key in self._inflight
+
+    @property
+    def queued(self) -> int:
+        """Keys queued for a batch that has not left yet."""
+        return sum(len(lane.queue) for lane in self._lanes.values())
+
+    def stats(self) -> dict[str, int | float | str]:
+        """Counters since start, plus the breaker and queue state, for /metrics."""
+        c = self.counters
+        return {
+            "upstream_calls": c.calls,
+            "upstream_items": c.items,
+            "upstream_tokens": c.tokens,
+            "upstream_seconds": c.call_seconds,
+            "upstream_errors": sum(c.errors.values()),
+            "batches": c.batches,
+            "retries": c.retries,
+            "bisect_calls": c.bisect_calls,
+            "coalesced": c.coalesced,
+            "fast_failures": c.fast_failures,
+            "rate_limit_wait_seconds": self.limiter.waited_s,
+            "breaker_state": self.breaker.state,
+            "breaker_opened": self.breaker.opened,
+            "inflight": self.inflight,
+            "queued": self.queued,
+        }
+
+    # -- the use -----------------------------------------------------------------------------
+
+    async def embed(
+        self, items: Mapping[bytes, Content], params: EmbedParams, dims: int
+    ) -> dict[bytes, Outcome]:
+        """A vector or an error per key; identical keys in flight share one upstream item."""
+        now = time.monotonic()
+        deadline = now + self.settings.deadline_s
+        refused = self.breaker.refusal()
+        waiting: dict[bytes, asyncio.Future[NDArray[np.float32]]] = {}
+        out: dict[bytes, Outcome] = {}
+        lane: _Lane | None = None
+        for key, content in items.items():
+            future = self._inflight.get(key)
+            if future is not None:
+                self.counters.coalesced += 1
+            elif refused is not None:
+                self.counters.fast_failures += 1
+                out[key] = refused
+                continue
+            else:
+                future = asyncio.get_running_loop().create_future()
+                self._inflight[key] = future
+                lane = lane or self._lane(params, dims)
+                lane.queue.append(_Pending(key, content, estimate_tokens(content), now, deadline))
+            waiting[key] = future
+        if lane is not None:
+            self._wake(lane)
+        if waiting:
+            # asyncio.wait never cancels what it waits on: a client that goes away leaves the
+            # shared call running for the others, and its result still reaches the cache.
+            await asyncio.wait(set(waiting.values()), timeout=deadline - now + _WAIT_GRACE_S)
+        for key, future in waiting.items():
+            out[key] = _outcome(future, self.settings.deadline_s)
+        return {key: out[key] for key in items}
+
+    async def aclose(self) -> None:
+        """Stop every batch; whoever still waits gets a 503."""
+        tasks = [*self._batches, *(lane.task for lane in self._lanes.values() if lane.task)]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        closing = UpstreamUnavailable("the gateway is shutting down", retry_after=1.0)
+        for key in list(self._inflight):
+            self._settle(key, closing)
+        self._lanes.clear()
+
+    # -- lanes and batches -------------------------------------------------------------------
+
+    def _lane(self, params: EmbedParams, dims: int) -> _Lane:
+        name = (params, dims)
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = _Lane(name)
+        return lane
+
+    def _wake(self, lane: _Lane) -> None:
+        if len(lane.queue) >= self.max_batch:
+            lane.full.set()
+        if lane.task is None:
+            lane.task = asyncio.create_task(self._drain(lane), name="scheduler-lane")
+
+    async def _drain(self, lane: _Lane) -> None:
+        """Send the lane's queue as batches until it is empty, then retire the lane."""
+        try:
+            while lane.queue:
+                await self._fill(lane)
+                await self._slots.acquire()  # while every slot is busy, the queue keeps growing
+                try:
+                    await self._pace(lane)
+                    batch = [
+                        lane.queue.popleft() for _ in range(min(self.max_batch, len(lane.queue)))
+                    ]
+                except BaseException:
+                    self._slots.release()
+                    raise
+                task = asyncio.create_task(self._run_batch(lane, batch), name="scheduler-batch")
+                self._batches.add(task)
+                task.add_done_callback(self._batches.discard)
+        except Exception:  # a bug here must not strand the waiters
+            log.exception("scheduler lane failed")
+            failure = UpstreamError("internal error in the upstream scheduler")
+            while lane.queue:
+                self._settle(lane.queue.popleft().key, failure)
+        finally:
+            lane.task = None
+            if not lane.queue and self._lanes.get(lane.name) is lane:
+                del self._lanes[lane.name]
+
+    async def _fill(self, lane: _Lane) -> None:
+        """Wait until the lane holds a full batch or its oldest item has waited max_wait_ms."""
+        wait_s = self.settings.max_wait_ms / 1000.0
+        while len(lane.queue) < self.max_batch:
+            remaining = lane.queue[0].arrived + wait_s - time.monotonic()
+            if remaining <= 0:
+                return
+            lane.full.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await lane.full.wait()
+            except TimeoutError:
+                return
+
+    async def _pace(self, lane: _Lane) -> None:
+        """Under a requests/min limit, keep the batch open (it keeps filling) until it may go."""
+        wait = self.limiter.delay(lane.params.model)
+        if wait > 0 and time.monotonic() + wait < min(p.deadline for p in lane.queue):
+            await asyncio.sleep(wait)  # else the batch goes on and answers 429 with retry-after
+
+    async def _run_batch(self, lane: _Lane, batch: list[_Pending]) -> None:
+        self.counters.batches += 1
+        self.counters.batch_sizes[len(batch)] += 1
+        closing = UpstreamUnavailable("the gateway is shutting down", retry_after=1.0)
+        outcomes: list[Outcome] = [closing] * len(batch)  # what waiters get if this is cancelled
+        try:
+            try:
+                outcomes = await self._calls.embed_batch(
+                    [p.content for p in batch],
+                    [p.tokens for p in batch],
+                    lane.params,
+                    lane.dims,
+                    min(p.deadline for p in batch),
+                )
+            finally:
+                self._slots.release()
+            await self._store(lane.params.model, batch, outcomes)
+        except Exception:  # a bug here must not strand the waiters
+            log.exception("scheduler batch failed")
+            outcomes = [UpstreamError("internal error in the upstream scheduler")] * len(batch)
+        finally:
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                self._settle(pending.key, outcome)
+
+    async def _store(self, model: str, batch: list[_Pending], outcomes: list[Outcome]) -> None:
+        """Cache the good vectors in one write before anyone is told; errors are never stored."""
+        if self.store is None:
+            return
+        good = {
+            p.key: Cached(o, p.tokens)
+            for p, o in zip(batch, outcomes, strict=True)
+            if not isinstance(o, GatewayError)
+        }
+        if not good:
+            return
+        try:
+            await self.store(model, good)
+        except Exception as exc:  # the vectors are good: serve them even if the disk is not
+            log.warning("vectors not stored; served anyway", error=type(exc).__name__)
+
+    def _settle(self, key: bytes, outcome: Outcome) -> None:
+        future = self._inflight.pop(key, None)
+        if future is None or future.done():
+            return
+        if isinstance(outcome, GatewayError):
+            future.set_exception(outcome)
+            future.exception()  # retrieved: a failure whose waiters all left is not a leak
+        else:
+            future.set_result(outcome)
+
+
+def _outcome(future: asyncio.Future[NDArray[np.float32]], deadline_s: float) -> Outcome:
+    if not future.done() or future.cancelled():
+        return UpstreamTimeout(f"no upstream answer within the {deadline_s:g} s deadline")
+    error = future.exception()
+    if error is None:
+        return future.result()
+    if isinstance(error, GatewayError):
+        return error
+    return UpstreamError(f"the upstream call failed: {type(error).__name__}")
+
+
+def _share(per_minute: int, workers: int) -> int:
+    """One process's part of a limit shared by `workers` (0 stays 0: no limit)."""
+    return 0 if per_minute <= 0 else max(1, per_minute // max(1, workers))
