@@ -9,13 +9,23 @@
     │   └── ModelNotFound             404 model_not_found
     ├── Conflict                      409 conflict / ALREADY_EXISTS
     ├── RateLimited                   429 rate_limit_exceeded / RESOURCE_EXHAUSTED
+    ├── Overloaded                    503 server_busy: over a local bound (e.g. media bytes)
+    ├── CacheError                    500 the on-disk cache cannot be read or written
+    ├── CollectionUnavailable         503 a collection's store or index cannot be used
     └── UpstreamError                 502 upstream_error / UNAVAILABLE
+        ├── UpstreamServerError       502 the upstream's own 5xx (often gone on a retry)
         ├── UpstreamRejected          400 the upstream refused some items (per-item errors)
         ├── UpstreamUnavailable       503 breaker open, upstream down
         │   └── CacheMiss             503 cache-only mode and not cached (retrying cannot help)
         └── UpstreamTimeout           504 DEADLINE_EXCEEDED
 
-ConfigError is not an HTTP error: it stops `gateway serve` before it listens.
+Not HTTP errors; each is caught where it is meaningful and never reaches a client as such:
+
+    ConfigError                       stops `gateway serve` (exit 2) before it listens
+    CommandError                      an admin CLI command cannot proceed (one line, exit 1)
+    StoreError                        a collection's SQLite store is missing or not a collection
+    IndexFileError                    a saved index file is unreadable: rebuilt from the store
+    CollectionClosed                  a collection closed while a build ran: the build stops
 """
 
 from __future__ import annotations
@@ -25,6 +35,22 @@ from typing import ClassVar
 
 class ConfigError(Exception):
     """The configuration is invalid; the message names the key and the file."""
+
+
+class CommandError(Exception):
+    """An admin command cannot proceed; the message, for stderr, says why."""
+
+
+class StoreError(Exception):
+    """A collection's store file is missing, unreadable or not a collection."""
+
+
+class IndexFileError(Exception):
+    """A saved index file is unreadable, truncated or does not fit the collection."""
+
+
+class CollectionClosed(Exception):
+    """The collection was closed while a build was running."""
 
 
 class GatewayError(Exception):
@@ -121,6 +147,26 @@ class RateLimited(GatewayError):
     gemini_status = "RESOURCE_EXHAUSTED"
 
 
+class Overloaded(GatewayError):
+    """A local bound is reached (media bytes being decoded); retrying later will help."""
+
+    status = 503
+    openai_code = "server_busy"
+    gemini_status = "UNAVAILABLE"
+
+
+class CacheError(GatewayError):
+    """The on-disk cache cannot be read or written."""
+
+
+class CollectionUnavailable(GatewayError):
+    """A collection whose store could not be opened or whose index could not be built."""
+
+    status = 503
+    openai_code = "collection_unavailable"
+    gemini_status = "UNAVAILABLE"
+
+
 class UpstreamError(GatewayError):
     """The upstream failed or answered something unusable."""
 
@@ -128,6 +174,10 @@ class UpstreamError(GatewayError):
     openai_type = "upstream_error"
     openai_code = "upstream_error"
     gemini_status = "UNAVAILABLE"
+
+
+class UpstreamServerError(UpstreamError):
+    """The upstream answered 500 or another 5xx of its own: often gone on a retry."""
 
 
 class UpstreamRejected(UpstreamError):

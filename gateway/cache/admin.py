@@ -20,10 +20,6 @@ from gateway.cache.store import Record, VectorCache
 _BATCH = 500
 
 
-class AdminError(Exception):
-    """An admin command cannot proceed; the message says why."""
-
-
 class Progress:
     """A tiny progress line on stderr: rewritten in place on a TTY, a line every 5 s otherwise."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,14 +15,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.config import CacheSettings
-from gateway.errors import GatewayError
+from gateway.core.lru import ByteLRU
+from gateway.errors import CacheError
 
 # size_limit_bytes = 0 means unbounded; diskcache needs a number, so "as good as infinite".
 _UNBOUNDED = 2**62
-
-
-class CacheError(GatewayError):
-    """The on-disk cache cannot be read or written."""
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -67,40 +63,13 @@ def _to_cached(raw: object) -> Cached | None:
     return Cached(vector, record.tokens)
 
 
-class HotTier:
+def _vector_bytes(item: Cached) -> int:
+    return int(item.vector.nbytes)
+
+
+def hot_tier(budget_bytes: int) -> ByteLRU[bytes, Cached]:
     """An LRU of decoded vectors, bounded in bytes, read on the event loop without a thread hop."""
-
-    def __init__(self, budget_bytes: int) -> None:
-        self._budget = budget_bytes
-        self._used = 0
-        self._items: OrderedDict[bytes, Cached] = OrderedDict()
-
-    def get(self, key: bytes) -> Cached | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
-
-    def put(self, key: bytes, item: Cached) -> None:
-        if self._budget <= 0 or key in self._items:
-            return
-        self._items[key] = item
-        self._used += item.vector.nbytes
-        while self._used > self._budget and self._items:
-            _, old = self._items.popitem(last=False)
-            self._used -= old.vector.nbytes
-
-    def discard(self, key: bytes) -> None:
-        old = self._items.pop(key, None)
-        if old is not None:
-            self._used -= old.vector.nbytes
-
-    def clear(self) -> None:
-        self._items.clear()
-        self._used = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
+    return ByteLRU(budget_bytes, _vector_bytes)
 
 
 class VectorCache:
@@ -121,7 +90,7 @@ class VectorCache:
             cull_limit=0,
             statistics=False,
         )
-        self.hot = HotTier(settings.memory_bytes)
+        self.hot = hot_tier(settings.memory_bytes)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cache")
         self._cull_lock = threading.Lock()
         self.evictions = 0

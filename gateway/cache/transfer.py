@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.cache.admin import AdminError, Progress, iso_time, problem, scan
+from gateway.cache.admin import Progress, iso_time, problem, scan
 from gateway.cache.store import Record, VectorCache
 from gateway.content.model import KEY_VERSION
+from gateway.errors import CommandError
 
 FORMAT = "gemini-embedding-gateway/cache-export"
 VERSION = 1
@@ -48,7 +49,7 @@ def export(
 ) -> dict[str, Any]:
     """Write every sound entry (of `model`, if given) to `out`; returns the manifest."""
     if out.exists() and any(out.iterdir()):
-        raise AdminError(f"{out} exists and is not empty")
+        raise CommandError(f"{out} exists and is not empty")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -133,7 +134,7 @@ def import_(
                 _import_chunk(cache, shard, start, chunk, overwrite, report)
                 bar.advance(len(chunk))
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise AdminError(f"{source}: malformed export ({type(exc).__name__}: {exc})") from exc
+        raise CommandError(f"{source}: malformed export ({type(exc).__name__}: {exc})") from exc
     bar.close()
     return report
 
@@ -142,17 +143,17 @@ def _checked(source: Path, shard: dict[str, Any]) -> tuple[dict[str, Any], NDArr
     """The shard's rows, once its checksum, dtype, shape and metadata lengths agree."""
     path = source / shard["file"]
     if path.parent != source or not path.is_file():
-        raise AdminError(f"{path}: missing from the export")
+        raise CommandError(f"{path}: missing from the export")
     if _sha256(path) != shard["sha256"]:
-        raise AdminError(f"{path}: checksum mismatch; the export is damaged")
+        raise CommandError(f"{path}: checksum mismatch; the export is damaged")
     rows: NDArray[np.float32] = np.load(path, mmap_mode="r", allow_pickle=False)
     n, dims = int(shard["rows"]), int(shard["dims"])
     if rows.dtype != np.dtype("<f4") or rows.shape != (n, dims):
-        raise AdminError(f"{path}: expected float32 {n}x{dims}, found {rows.dtype} {rows.shape}")
+        raise CommandError(f"{path}: expected float32 {n}x{dims}, found {rows.dtype} {rows.shape}")
     if any(len(shard[column]) != n for column in ("keys", "models", "created", "tokens")):
-        raise AdminError(f"{path}: the manifest lists a different number of entries")
+        raise CommandError(f"{path}: the manifest lists a different number of entries")
     if any(len(bytes.fromhex(key)) != 32 for key in shard["keys"]):
-        raise AdminError(f"{path}: a key is not 32 bytes of hex")
+        raise CommandError(f"{path}: a key is not 32 bytes of hex")
     return shard, rows
 
 
@@ -188,13 +189,13 @@ def read_manifest(source: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads((source / MANIFEST).read_text())
     except FileNotFoundError as exc:
-        raise AdminError(f"{source}: no {MANIFEST}; not a gateway cache export") from exc
+        raise CommandError(f"{source}: no {MANIFEST}; not a gateway cache export") from exc
     except json.JSONDecodeError as exc:
-        raise AdminError(f"{source / MANIFEST}: not valid JSON: {exc}") from exc
+        raise CommandError(f"{source / MANIFEST}: not valid JSON: {exc}") from exc
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise AdminError(f"{source}: not a version {VERSION} gateway cache export")
+        raise CommandError(f"{source}: not a version {VERSION} gateway cache export")
     if manifest.get("key_version") != KEY_VERSION.decode():
-        raise AdminError(
+        raise CommandError(
             f"{source}: keys are {manifest.get('key_version')!r}, this gateway uses "
             f"{KEY_VERSION.decode()!r}; its vectors could never be found"
         )

@@ -56,11 +56,11 @@ def register(sub: Any) -> None:
 
 def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from gateway.cache.admin import AdminError
+        from gateway.errors import CommandError
 
         try:
             return command(args)
-        except AdminError as exc:
+        except CommandError as exc:
             print(f"gateway: {exc}", file=sys.stderr)
             return 1
 
@@ -81,12 +81,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
-    from gateway.cache.admin import AdminError
     from gateway.cache.store import VectorCache
+    from gateway.errors import CommandError
 
     settings = _settings(args)
     if not create and not Path(settings.cache.dir).is_dir():
-        raise AdminError(f"no cache at {settings.cache.dir}")
+        raise CommandError(f"no cache at {settings.cache.dir}")
     return VectorCache(settings.cache)
 
 

@@ -19,13 +19,10 @@ from typing import Any
 import httpx
 
 from gateway.cli.options import settings_from
+from gateway.errors import CommandError
 
 KEY_ENV = "GATEWAY_CLIENT_KEY"
 _BATCH = 100
-
-
-class CliError(Exception):
-    """A message for stderr and exit status 1."""
 
 
 def register(sub: Any) -> None:
@@ -88,7 +85,7 @@ def _run(command: Any, args: argparse.Namespace) -> int:
         with _client(args) as client:
             code: int = command(client, args)
             return code
-    except CliError as exc:
+    except CommandError as exc:
         print(f"gateway collections: {exc}", file=sys.stderr)
         return 1
 
@@ -109,14 +106,16 @@ def _call(client: httpx.Client, method: str, path: str, body: Any = None) -> dic
         response = client.request(method, path, json=body)
     except httpx.TransportError as exc:
         where = client.base_url
-        raise CliError(f"no gateway answering at {where} ({exc}); start `gateway serve`") from exc
+        raise CommandError(
+            f"no gateway answering at {where} ({exc}); start `gateway serve`"
+        ) from exc
     try:
         answer: dict[str, Any] = response.json()
     except ValueError as exc:
-        raise CliError(f"HTTP {response.status_code}: {response.text[:200]}") from exc
+        raise CommandError(f"HTTP {response.status_code}: {response.text[:200]}") from exc
     if response.status_code != 200:
         error = answer.get("error", {})
-        raise CliError(f"HTTP {response.status_code}: {error.get('message', response.text)}")
+        raise CommandError(f"HTTP {response.status_code}: {error.get('message', response.text)}")
     return answer
 
 
@@ -162,7 +161,7 @@ def _items(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     metadata = _json_arg(args.metadata, "--metadata") if args.metadata else None
     ids = args.ids or []
     if ids and len(ids) != len(args.texts):
-        raise CliError(f"{len(ids)} --id for {len(args.texts)} texts")
+        raise CommandError(f"{len(ids)} --id for {len(args.texts)} texts")
     for i, text in enumerate(args.texts):
         item: dict[str, Any] = {"input": text}
         if ids:
@@ -189,7 +188,7 @@ def _add(client: httpx.Client, args: argparse.Namespace) -> int:
             added, replaced = added + answer["added"], replaced + answer["replaced"]
             batch = []
     if not answer:
-        raise CliError("nothing to add: give texts or --jsonl FILE")
+        raise CommandError("nothing to add: give texts or --jsonl FILE")
     return _print(args, answer, f"added {added}, replaced {replaced}; {answer['count']} items")
 
 
@@ -214,4 +213,4 @@ def _json_arg(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise CliError(f"{where}: not valid JSON ({exc})") from exc
+        raise CommandError(f"{where}: not valid JSON ({exc})") from exc

@@ -19,15 +19,12 @@ from gateway.errors import (
     RateLimited,
     UpstreamError,
     UpstreamRejected,
+    UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-
-
-class UpstreamServerError(UpstreamError):
-    """The upstream answered 500 or another 5xx of its own: often gone on a retry."""
 
 
 class Upstream(Protocol):

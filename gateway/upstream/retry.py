@@ -9,10 +9,10 @@ from gateway.errors import (
     RateLimited,
     UpstreamError,
     UpstreamRejected,
+    UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.upstream.gemini import UpstreamServerError
 
 # When the upstream names a delay, wait it plus up to this share more: waiters that were told the
 # same delay then do not all come back in the same millisecond.

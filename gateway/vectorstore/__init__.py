@@ -1,6 +1,7 @@
 """Local vector search: named collections of embeddings on usearch, durable in SQLite."""
 
-from gateway.vectorstore.manager import CollectionManager, CollectionUnavailable
+from gateway.errors import CollectionUnavailable
+from gateway.vectorstore.manager import CollectionManager
 from gateway.vectorstore.search import Hit
 from gateway.vectorstore.spec import DTYPES, CollectionSpec, check_name, check_spec
 from gateway.vectorstore.store import NewItem

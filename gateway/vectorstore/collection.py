@@ -22,8 +22,8 @@ import numpy as np
 import structlog
 
 from gateway.config import CollectionSettings
-from gateway.errors import NotFound
-from gateway.vectorstore.flat import FlatIndex, IndexFileError, Labels, Matrix
+from gateway.errors import CollectionClosed, IndexFileError, NotFound
+from gateway.vectorstore.flat import FlatIndex, Labels, Matrix
 from gateway.vectorstore.hnsw import HnswIndex
 from gateway.vectorstore.rwlock import RWLock
 from gateway.vectorstore.search import Hit, search_collection, search_exact_batch
@@ -35,10 +35,6 @@ _Index = TypeVar("_Index", bound=HnswIndex | FlatIndex)
 # Index changes are applied this many vectors at a time, releasing the lock between chunks.
 _APPLY_CHUNK = 256
 _PROGRESS_EVERY_S = 2.0
-
-
-class Closed(Exception):
-    """The collection was closed while a build was running."""
 
 
 class Collection:
@@ -148,7 +144,7 @@ class Collection:
             )
         for labels, vectors in self.store.scan():
             if self.status == "closed":
-                raise Closed(self.spec.name)
+                raise CollectionClosed(self.spec.name)
             index.add(labels, vectors)
             self.progress = (len(index), total)
             if reason and time.monotonic() - last >= _PROGRESS_EVERY_S:

@@ -16,15 +16,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.core.vectors import quantize
+from gateway.errors import IndexFileError
 from gateway.vectorstore.persist import atomic_write
 
 Labels = NDArray[np.int64]
 Matrix = NDArray[np.float32]
 FlatKind = Literal["f32", "b1"]
-
-
-class IndexFileError(Exception):
-    """A saved index file is unreadable, truncated or does not fit the collection."""
 
 
 class FlatIndex:

@@ -21,7 +21,7 @@ from usearch.compiled import MetricKind, ScalarKind
 from usearch.index import Index
 
 from gateway.core.vectors import quantize
-from gateway.vectorstore.flat import IndexFileError
+from gateway.errors import IndexFileError
 from gateway.vectorstore.persist import atomic_write
 from gateway.vectorstore.spec import CollectionSpec
 

@@ -22,26 +22,18 @@ import msgspec
 import structlog
 
 from gateway.config import Settings
-from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.errors import CollectionUnavailable, Conflict, NotFound, StoreError
 from gateway.vectorstore.batching import ExactBatcher
 from gateway.vectorstore.collection import Collection
 from gateway.vectorstore.flat import Matrix
 from gateway.vectorstore.persist import fsync_path, remove_leftovers
 from gateway.vectorstore.search import Hit
 from gateway.vectorstore.spec import CollectionSpec
-from gateway.vectorstore.store import ItemStore, NewItem, StoreError
+from gateway.vectorstore.store import ItemStore, NewItem
 
 log = structlog.get_logger("gateway.vectorstore")
 T = TypeVar("T")
 _CREATING, _DELETING = ".creating-", ".deleted-"
-
-
-class CollectionUnavailable(GatewayError):
-    """A collection whose store could not be opened or whose index could not be built."""
-
-    status = 503
-    openai_code = "collection_unavailable"
-    gemini_status = "UNAVAILABLE"
 
 
 class CollectionManager:

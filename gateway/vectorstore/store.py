@@ -19,6 +19,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from gateway.errors import StoreError
 from gateway.vectorstore.spec import CollectionSpec
 
 STORE_FILE = "store.sqlite"
@@ -36,10 +37,6 @@ CREATE TABLE IF NOT EXISTS items (
 """
 # SQLite allows 32766 host parameters; stay well below.
 _CHUNK = 4000
-
-
-class StoreError(Exception):
-    """The store file is missing, unreadable or not a collection."""
 
 
 class NewItem(msgspec.Struct, frozen=True, gc=False):

@@ -9,10 +9,10 @@ from gateway.errors import (
     RateLimited,
     UpstreamError,
     UpstreamRejected,
+    UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.upstream.gemini import UpstreamServerError
 from gateway.upstream.ratelimit import RateLimiter, TokenBucket
 from gateway.upstream.retry import backoff_delay, is_transient, retry_delay
 

@@ -8,7 +8,6 @@ still count: the log line's fields and the metrics' hits and savings.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ import blake3
 from gateway.api.http.raw_response import RawJSON
 from gateway.config import ModelSpec
 from gateway.content.model import Content
+from gateway.core.lru import ByteLRU
 from gateway.observability.metrics import GatewayMetrics
 
 Replay = Callable[[], None]
@@ -47,18 +47,22 @@ class Answer:
         return RawJSON(self.body, raw_headers=self.headers)
 
 
+def _answer_bytes(answer: Answer) -> int:
+    return len(answer.body) + 256  # the body plus its headers and fields, roughly
+
+
 class ResponseMemo:
     """An LRU of route + blake3(body) -> Answer."""
 
     def __init__(self, budget_bytes: int) -> None:
-        self._budget = budget_bytes
-        self._entry_cap = budget_bytes // 8  # one huge batch must not flush everything else
-        self._used = 0
-        self._answers: OrderedDict[bytes, Answer] = OrderedDict()
+        # entry_cap: one huge batch must not flush everything else
+        self._answers: ByteLRU[bytes, Answer] = ByteLRU(
+            budget_bytes, _answer_bytes, entry_cap=budget_bytes // 8
+        )
 
     @property
     def enabled(self) -> bool:
-        return self._budget > 0
+        return self._answers.enabled
 
     @staticmethod
     def key(route: bytes, body: bytes) -> bytes:
@@ -66,20 +70,10 @@ class ResponseMemo:
         return blake3.blake3(route + b"\0" + body).digest()
 
     def get(self, key: bytes) -> Answer | None:
-        answer = self._answers.get(key)
-        if answer is not None:
-            self._answers.move_to_end(key)
-        return answer
+        return self._answers.get(key)
 
     def put(self, key: bytes, answer: Answer) -> None:
-        size = len(answer.body) + 256
-        if not self.enabled or size > self._entry_cap or key in self._answers:
-            return
-        self._answers[key] = answer
-        self._used += size
-        while self._used > self._budget and self._answers:
-            _, old = self._answers.popitem(last=False)
-            self._used -= len(old.body) + 256
+        self._answers.put(key, answer)
 
     def remember(
         self,
@@ -101,7 +95,6 @@ class ResponseMemo:
 
     def clear(self) -> None:
         self._answers.clear()
-        self._used = 0
 
     def __len__(self) -> int:
         return len(self._answers)
