@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from gateway.cache.store import Cached, VectorCache
 from gateway.config import ModelSpec, Settings
 from gateway.content.model import Content, EmbedParams, content_key, estimate_tokens
+from gateway.core.vectors import is_valid_vector
 from gateway.errors import CacheMiss, GatewayError, UpstreamError, UpstreamRejected
 from gateway.upstream.scheduler import Scheduler
 
@@ -29,13 +30,6 @@ class Embedded(msgspec.Struct, frozen=True, gc=False):
     hits: int
     misses: int
     keys: list[bytes]
-
-    @property
-    def cache_header(self) -> str:
-        """HIT, MISS or PARTIAL, for the `x-cache` header."""
-        if self.misses == 0:
-            return "HIT"
-        return "MISS" if self.hits == 0 else "PARTIAL"
 
 
 class EmbedObserver(Protocol):
@@ -160,9 +154,7 @@ class Embedder:
 
 
 def _valid(vector: NDArray[np.float32], dims: int) -> bool:
-    if vector.shape != (dims,) or not np.isfinite(vector).all():
-        return False
-    return bool(np.dot(vector, vector) > 0.0)
+    return vector.shape == (dims,) and bool(is_valid_vector(vector, dims)[0])
 
 
 def _readonly(vector: NDArray[np.float32]) -> NDArray[np.float32]:

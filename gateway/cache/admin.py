@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from gateway.cache.store import Record, VectorCache
+from gateway.core.vectors import is_valid_vector
 
 _BATCH = 500
 
@@ -58,10 +59,12 @@ def problem(record: Record | None) -> str | None:
     if len(record.vector) != record.dims * 4 or record.dims <= 0:
         return f"vector length {len(record.vector)} bytes does not match {record.dims} dims"
     vector = np.frombuffer(record.vector, dtype="<f4")
-    if not np.isfinite(vector).all():
-        return "vector holds NaN or infinity"
-    if not float(np.dot(vector, vector)) > 0.0:
-        return "vector is all zeros"
+    if not is_valid_vector(vector, record.dims)[0]:
+        return (
+            "vector holds NaN or infinity"
+            if not np.isfinite(vector).all()
+            else "vector is all zeros"
+        )
     return None
 
 

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from gateway.config import UpstreamSettings
 from gateway.content.model import Content, EmbedParams
+from gateway.core.vectors import is_valid_vector
 from gateway.errors import (
     GatewayError,
     UpstreamError,
@@ -215,10 +216,8 @@ def _validated(vectors: NDArray[np.float32], count: int, dims: int) -> NDArray[n
         raise UpstreamError(
             f"the upstream answered vectors of shape {vectors.shape}; {count} x {dims} were asked"
         )
-    if not np.isfinite(vectors).all():
-        raise UpstreamError("the upstream answered a vector with a non-finite value")
-    if not (np.einsum("ij,ij->i", vectors, vectors) > 0.0).all():
-        raise UpstreamError("the upstream answered an all-zero vector")
+    if not is_valid_vector(vectors, dims).all():
+        raise UpstreamError("the upstream answered an all-zero vector or a non-finite value")
     out = np.ascontiguousarray(vectors, dtype=np.float32)
     out.flags.writeable = False
     return out

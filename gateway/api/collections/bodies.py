@@ -15,7 +15,7 @@ from gateway.api.http.raw_response import decode_json
 from gateway.api.openai.input import parse_input
 from gateway.config import ModelSpec
 from gateway.content.model import Content, content_key
-from gateway.core.vectors import derive
+from gateway.core.vectors import derive, is_valid_vector
 from gateway.embedder import Embedded
 from gateway.errors import InvalidRequest
 from gateway.vectorstore import CollectionSpec, NewItem
@@ -82,7 +82,7 @@ def unit_rows(rows: list[list[float]], dims: int, params: list[str]) -> NDArray[
     try:
         out: NDArray[np.float32] = derive(matrix, dims, "float")
     except ValueError as exc:  # a zero or non-finite vector has no direction
-        bad = ~(np.isfinite(matrix).all(axis=1) & (matrix != 0).any(axis=1))
+        bad = ~is_valid_vector(matrix, dims)
         where = params[int(np.argmax(bad))] if bad.any() else params[0]
         raise InvalidRequest(f"`{where}` is not a usable vector: {exc}", param=where) from exc
     return out

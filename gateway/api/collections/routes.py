@@ -25,6 +25,7 @@ from gateway.api.collections.bodies import (
     unit_rows,
 )
 from gateway.api.deps import Services, services_of
+from gateway.api.http.cache_headers import cache_headers
 from gateway.api.http.raw_response import RawJSON
 from gateway.api.openai.routes import resolve_model
 from gateway.errors import InvalidRequest
@@ -149,7 +150,7 @@ async def add_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
         keys.update(zip(by_input, content_keys, strict=True))
         tokens = sum(result.tokens)
         state.update(hits=result.hits, misses=result.misses)
-        headers = [("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/{len(raw)}")]
+        headers = cache_headers(result.hits, len(raw))
     items = new_items(body, keys)
     vectors = np.stack([rows[i] for i in range(len(body.items))])
     replaced = await manager.put(name, items, vectors)
@@ -201,7 +202,7 @@ async def search_collection(request: Request[Any, Any, Any], name: str) -> RawJS
         query, _, result = await embed_inputs(services, spec, model, [body.input], ["input"])
         tokens = sum(result.tokens)
         state.update(hits=result.hits, misses=result.misses)
-        headers = [("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/1")]
+        headers = cache_headers(result.hits, 1)
     hits = await manager.search(name, query[0], body.k, body.filter, body.rescore)
     data = [
         {

@@ -15,6 +15,7 @@ from litestar import Request, post
 
 from gateway.api.deps import Services, services_of
 from gateway.api.gemini.wire import WireItem, parse_batch, parse_single
+from gateway.api.http.cache_headers import cache_headers
 from gateway.api.http.raw_response import RawJSON, read_body
 from gateway.config import ModelSpec
 from gateway.content.model import Content, EmbedParams, estimate_tokens
@@ -97,11 +98,7 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
     else:
         metadata = usage([item.content for item in items], served.tokens)
         payload = _encode(BatchResponse([Values(r) for r in served.rows], metadata))
-    hits, misses = served.hits, served.misses
-    headers = (
-        ("x-cache", "HIT" if misses == 0 else "MISS" if hits == 0 else "PARTIAL"),
-        ("x-cache-hits", f"{hits}/{len(items)}"),
-    )
+    headers = cache_headers(served.hits, len(items))
     response = RawJSON(payload, headers=headers)
     if memo_key:
         contents = [item.content for item in items]

@@ -13,6 +13,7 @@ from typing import Any
 
 import blake3
 
+from gateway.api.http.cache_headers import CACHE_HEADER_NAMES, raw_cache_headers
 from gateway.api.http.raw_response import RawJSON
 from gateway.config import ModelSpec
 from gateway.content.model import Content
@@ -86,9 +87,8 @@ class ResponseMemo:
     ) -> None:
         """Keep an answer whose every input was served: a replay of it is all hits."""
         n = len(contents)
-        cache_headers = (b"x-cache", b"x-cache-hits")
-        headers = [h for h in response.headers if h[0] not in cache_headers]
-        headers += [(b"x-cache", b"HIT"), (b"x-cache-hits", f"{n}/{n}".encode())]
+        headers = [h for h in response.headers if h[0] not in CACHE_HEADER_NAMES]
+        headers += raw_cache_headers(n, n)
         replay = metrics.hits_replay(spec, contents, tokens) if metrics is not None else None
         fields = {"model": spec.id, "inputs": n, "hits": n, "misses": 0, "memo": True}
         self.put(key, Answer(response.body, headers, fields, replay))

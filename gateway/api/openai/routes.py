@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from gateway.api.deps import services_of
+from gateway.api.http.cache_headers import cache_headers
 from gateway.api.http.raw_response import RawJSON, decode_json, read_body
 from gateway.api.openai.input import parse_input
 from gateway.config import ModelSpec, Settings
@@ -161,7 +162,7 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
         model=spec.id,
         usage=Usage(tokens, tokens),
     )
-    headers = [("x-cache", result.cache_header), ("x-cache-hits", f"{result.hits}/{len(contents)}")]
+    headers = cache_headers(result.hits, len(contents))
     if any(part.kind == "text" for content in contents for part in content.parts):
         # Media tokens follow Google's published rates; text is estimated (4 UTF-8 bytes a token).
         headers.append(("x-usage-estimated", "text"))
