@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 from bench.results_doc import replace_section  # noqa: E402
 from gateway.api.openai.input import parse_input  # noqa: E402
 from gateway.config import MediaSettings, ModelSpec  # noqa: E402
-from gateway.content.model import Content, EmbedParams, content_key  # noqa: E402
+from gateway.content.keys import content_key  # noqa: E402
+from gateway.content.model import Content, EmbedParams  # noqa: E402
 from gateway.media import media_part  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.app import create_app  # noqa: E402
 from gateway.config import Secrets, Settings, load_settings  # noqa: E402
-from gateway.content.model import Content, EmbedParams, content_key  # noqa: E402
+from gateway.content.keys import content_key  # noqa: E402
+from gateway.content.model import Content, EmbedParams  # noqa: E402
 from gateway.fake import FakeGemini, run_fake_in_thread  # noqa: E402
 from gateway.upstream.gemini import GeminiUpstream  # noqa: E402
 from gateway.upstream.scheduler import Scheduler  # noqa: E402

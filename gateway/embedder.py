@@ -13,7 +13,8 @@ from numpy.typing import NDArray
 
 from gateway.cache.store import Cached, VectorCache
 from gateway.config import ModelSpec, Settings
-from gateway.content.model import Content, EmbedParams, content_key, estimate_tokens
+from gateway.content.keys import content_key
+from gateway.content.model import Content, EmbedParams, estimate_tokens
 from gateway.core.vectors import is_valid_vector
 from gateway.errors import CacheMiss, GatewayError, UpstreamError, UpstreamRejected
 from gateway.upstream.scheduler import Scheduler

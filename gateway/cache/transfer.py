@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from gateway.cache.admin import Progress, iso_time, problem, scan
 from gateway.cache.store import Record, VectorCache
-from gateway.content.model import KEY_VERSION
+from gateway.content.keys import KEY_VERSION
 from gateway.errors import CommandError
 
 FORMAT = "gemini-embedding-gateway/cache-export"

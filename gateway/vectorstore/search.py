@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from gateway.config import CollectionSettings
 from gateway.vectorstore.flat import FlatIndex, Labels, Matrix, top_k
+from gateway.vectorstore.hnsw import HnswIndex
+from gateway.vectorstore.spec import CollectionSpec
+from gateway.vectorstore.store import ItemStore
 
-if TYPE_CHECKING:
-    from gateway.vectorstore.collection import Collection
-    from gateway.vectorstore.store import ItemStore
+
+class Searchable(Protocol):
+    """What a search reads of a collection (the Collection class, seen from here: no cycle)."""
+
+    store: ItemStore
+    spec: CollectionSpec
+    settings: CollectionSettings
+    dense: FlatIndex | None
+    ann: HnswIndex | FlatIndex | None
 
 
 class Hit(NamedTuple):
@@ -23,7 +33,7 @@ class Hit(NamedTuple):
 
 
 def search_collection(
-    collection: Collection, query: Matrix, k: int, where: dict[str, Any] | None, rescore: bool
+    collection: Searchable, query: Matrix, k: int, where: dict[str, Any] | None, rescore: bool
 ) -> list[Hit]:
     """The k best items for a unit query; `where` keeps items whose metadata matches."""
     q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
@@ -44,7 +54,7 @@ def search_collection(
 
 
 def _candidates(
-    collection: Collection, q: Matrix, k: int, allowed: Labels | None, rescore: bool
+    collection: Searchable, q: Matrix, k: int, allowed: Labels | None, rescore: bool
 ) -> tuple[Labels, Matrix, bool] | None:
     """(labels, scores, exact), or None when the few `allowed` items are best scanned exactly."""
     dense, ann = collection.dense, collection.ann
@@ -95,7 +105,7 @@ def _rescore(store: ItemStore, q: Matrix, k: int, candidates: Labels) -> tuple[L
 
 
 def search_exact_batch(
-    collection: Collection, queries: list[Matrix], ks: list[int]
+    collection: Searchable, queries: list[Matrix], ks: list[int]
 ) -> list[list[Hit]] | None:
     """Several unfiltered queries in one BLAS call; None once the collection has left the
     exact path (it outgrew the threshold meanwhile)."""

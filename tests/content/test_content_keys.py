@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.content.model import Content, EmbedParams, Part, content_key, estimate_tokens
+from gateway.content.keys import content_key
+from gateway.content.model import Content, EmbedParams, Part, estimate_tokens
 
 P = EmbedParams(model="gemini-embedding-2")
 

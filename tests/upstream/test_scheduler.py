@@ -16,7 +16,8 @@ from litestar import Litestar
 from gateway.api.deps import Services
 from gateway.cache.store import VectorCache
 from gateway.config import Settings
-from gateway.content.model import Content, EmbedParams, content_key
+from gateway.content.keys import content_key
+from gateway.content.model import Content, EmbedParams
 from gateway.fake import FakeGemini
 from gateway.upstream.gemini import GeminiUpstream
 from gateway.upstream.scheduler import Scheduler

@@ -14,7 +14,8 @@ from gateway.api.deps import Services
 from gateway.api.http.raw_response import decode_json
 from gateway.api.openai.input import parse_input
 from gateway.config import ModelSpec
-from gateway.content.model import Content, content_key
+from gateway.content.keys import content_key
+from gateway.content.model import Content
 from gateway.core.vectors import derive, is_valid_vector
 from gateway.embedder import Embedded
 from gateway.errors import InvalidRequest
