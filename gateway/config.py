@@ -72,6 +72,11 @@ class MediaSettings(_Section, frozen=True):
     remote_timeout_s: float = 10.0
     max_part_bytes: int = 20 * 1024 * 1024
     max_request_bytes: int = 48 * 1024 * 1024
+    # Decoded media bytes being worked on at once, across requests (a semaphore in bytes).
+    max_inflight_bytes: int = 96 * 1024 * 1024
+    inflight_wait_s: float = 2.0
+    # Work per media part: boxes, chunks, markers or headers a container walk may visit.
+    max_scan_steps: int = 100_000
 
 
 class PricingSettings(_Section, frozen=True):
