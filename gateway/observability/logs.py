@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 import threading
+import time
+import weakref
 from typing import Any
 
 import orjson
@@ -15,6 +17,8 @@ import structlog
 from gateway.config import LogSettings
 
 _sink: LineSink | None = None
+_SINKS: weakref.WeakSet[LineSink] = weakref.WeakSet()
+_fork_hook = False
 
 
 class LineSink:
@@ -23,42 +27,77 @@ class LineSink:
     A write per request line costs more than the rest of a cache hit; a daemon thread writes
     what has gathered every `delay_s`, and at once past `max_bytes`. `drain()` writes now; it runs
     at shutdown and at exit, so a graceful stop loses nothing (a kill -9 loses at most `delay_s`).
+    The thread belongs to the process that writes: it starts on the first line, and a forked
+    child (granian's workers) starts its own instead of inheriting the parent's dead one.
     """
 
     def __init__(self, fd: int, delay_s: float, max_bytes: int = 1 << 16) -> None:
         self._fd = fd
         self._delay = delay_s
         self._max = max_bytes
+        self._reset()
+        _watch_forks(self)
+
+    def _reset(self) -> None:
+        """A fresh state for this process: no lines, free locks, no flush thread yet."""
         self._lines: list[bytes] = []
         self._size = 0
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        threading.Thread(target=self._run, name="log-sink", daemon=True).start()
+        self._lock = threading.Lock()  # guards the buffer; held for an append or a swap only
+        self._write_lock = threading.Lock()  # one batch on the fd at a time, in swap order
+        self._thread: threading.Thread | None = None
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's lines are the parent's to write, its thread is gone."""
+        self._reset()
 
     def write(self, data: bytes) -> None:
+        thread = None
         with self._lock:
             self._lines.append(data)
             self._size += len(data)
             full = self._size >= self._max
-        if full:
+            if self._thread is None:
+                self._thread = thread = threading.Thread(
+                    target=self._run, name="log-sink", daemon=True
+                )
+        if thread is not None:
+            thread.start()
+        if full:  # the one time a writer waits for the fd: max_bytes have piled up
             self.drain()
 
     def flush(self) -> None:
         """BytesLogger flushes after every line; batching is the point, so this waits for drain."""
 
     def drain(self) -> None:
-        with self._lock:
-            lines, self._lines, self._size = self._lines, [], 0
+        """Write every gathered line now; `write` waits only for the swap, not for the fd."""
+        with self._write_lock:  # batches leave in the order they were swapped out, whole
+            with self._lock:
+                lines, self._lines, self._size = self._lines, [], 0
             if not lines:
                 return
             data = memoryview(b"".join(lines))
-            while data:  # still under the lock: batches never interleave
+            while data:
                 written = os.write(self._fd, data)
                 data = data[written:]
 
     def _run(self) -> None:
-        while not self._wake.wait(self._delay):
+        while True:
+            time.sleep(self._delay)
             self.drain()
+
+
+def _watch_forks(sink: LineSink) -> None:
+    """Reset `sink` in every forked child (one hook for all sinks; a dead sink is dropped)."""
+    global _fork_hook
+    _SINKS.add(sink)
+    if not _fork_hook:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook = True
+
+
+def _after_fork_in_child() -> None:
+    for sink in list(_SINKS):
+        sink.after_fork()
 
 
 def flush_logs() -> None:
@@ -68,7 +107,7 @@ def flush_logs() -> None:
 
 
 def configure_logging(settings: LogSettings) -> None:
-    """Configure structlog once, at start, from the [log] section."""
+    """Configure structlog from the [log] section: in the CLI, and again in each worker."""
     global _sink
     fmt = settings.format
     if fmt == "auto":
@@ -86,7 +125,7 @@ def configure_logging(settings: LogSettings) -> None:
         sys.stderr.flush()
         if _sink is None:
             _sink = LineSink(sys.stderr.fileno(), settings.buffer_ms / 1000)
-            atexit.register(_sink.drain)
+            atexit.register(flush_logs)
         factory = structlog.BytesLoggerFactory(file=_sink)  # type: ignore[arg-type]  # write+flush suffice
     else:
         factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
