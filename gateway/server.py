@@ -56,6 +56,9 @@ def serve(settings: Settings) -> None:
             header_read_timeout=int(settings.server.header_timeout_s * 1000)
         ),
         workers_kill_timeout=max(1, settings.server.shutdown_timeout_s),
+        # A worker that dies (OOM kill, segfault) is replaced at once instead of taking the
+        # server down with it; granian still exits when a fresh worker dies within 5.5 s.
+        respawn_failed_workers=True,
     ).serve()
 
 

@@ -49,6 +49,21 @@ class Server:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_for(self, text: str, *, count: int = 1, timeout: float = 10) -> str:
+        """The output once `text` appears in it `count` times; fails after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while (out := self.output()).count(text) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{text!r} x{count} not in the output in {timeout:g} s:\n{out}"
+                )
+            time.sleep(0.01)
+        return out
+
+    def workers(self) -> set[int]:
+        """The pids of the server's worker processes: granian forks them from this process."""
+        return children(self.proc.pid)
+
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM to the group (a graceful shutdown); SIGKILL if it does not end in time."""
         if self.proc.poll() is None:
@@ -90,20 +105,37 @@ def start(
         )
     server = Server(proc, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited early:\n{server.output()}")
-        try:
-            if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.1)
+    with httpx.Client(base_url=server.base, timeout=1) as probe:  # one client: each costs ~20 ms
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"the server exited early:\n{server.output()}")
+            try:
+                if probe.get("/healthz").status_code == 200:
+                    return server
+            except httpx.TransportError:
+                time.sleep(0.02)
     server.kill()
     raise AssertionError(f"the server was not healthy in {timeout:g} s:\n{server.output()}")
 
 
-def serve_fake(tmp_path: Path, *, log_name: str = "serve.log", **env: str) -> Server:
-    """`gateway serve --fake-upstream` on a free port, run in `tmp_path`, with `env` set."""
+def children(pid: int) -> set[int]:
+    """The live child processes of `pid`, from /proc (zombies are dead, not children here)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]  # the name in () may hold spaces
+        if int(ppid) == pid and state != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def serve_fake(tmp_path: Path, *args: str, log_name: str = "serve.log", **env: str) -> Server:
+    """`gateway serve --fake-upstream [args]` on a free port, run in `tmp_path`, with `env` set."""
     port = free_port()
-    command = [str(GATEWAY), "serve", "--fake-upstream", "--port", str(port)]
+    command = [str(GATEWAY), "serve", "--fake-upstream", "--port", str(port), *args]
     return start(command, cwd=tmp_path, env=clean_env(**env), port=port, log=tmp_path / log_name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,15 +58,26 @@ def test_gateway_serve_answers_the_openai_sdk_and_curl_shapes(served: Server) ->
     assert "world" not in out
 
 
-def test_python_dash_m_gateway_is_the_same_command(tmp_path: Path) -> None:
+def test_python_dash_m_gateway_serve_with_its_log_in_a_file_writes_lines_as_it_runs(
+    tmp_path: Path,
+) -> None:
+    """`python -m gateway serve > log 2>&1` (Docker's case): no TTY, so JSON lines in batches,
+    and each batch reaches the file within [log] buffer_ms while the server runs."""
     port = free_port()
     command = [sys.executable, "-m", "gateway", "serve", "--fake-upstream", "--port", str(port)]
-    env = clean_env(GATEWAY_CACHE_DIR=str(tmp_path / "cache"))
+    env = clean_env(GATEWAY_CACHE_DIR=str(tmp_path / "cache"), GATEWAY_LOG_BUFFER_MS="100")
     server = start(command, cwd=tmp_path, env=env, port=port, log=tmp_path / "serve.log")
+    within = 0.1 + 2  # buffer_ms plus slack for a loaded machine
     try:
+        server.wait_for('"event":"gateway ready"', timeout=within)
+        server.wait_for('"route":"/healthz"', timeout=within)  # start()'s probe
         response = httpx.post(
             f"{server.base}/embeddings", json={"model": "gemini-embedding-2", "input": "m"}
         )
         assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        out = server.wait_for(f'"request_id":"{request_id}"', timeout=within)
+        line = next(ln for ln in out.splitlines() if request_id in ln)
+        assert json.loads(line)["route"] == "/embeddings"
     finally:
-        server.stop()
+        assert server.stop() == 0
