@@ -13,8 +13,11 @@ writer lock and catch up with the store (by label sets, labels are never reused)
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +25,7 @@ import numpy as np
 import structlog
 
 from gateway.config import CollectionSettings
-from gateway.errors import CollectionClosed, IndexFileError, NotFound
+from gateway.errors import CollectionClosed, CollectionUnavailable, IndexFileError, NotFound
 from gateway.vectorstore.flat import FlatIndex, Labels, Matrix
 from gateway.vectorstore.hnsw import HnswIndex
 from gateway.vectorstore.rwlock import RWLock
@@ -35,6 +38,16 @@ _Index = TypeVar("_Index", bound=HnswIndex | FlatIndex)
 # Index changes are applied this many vectors at a time, releasing the lock between chunks.
 _APPLY_CHUNK = 256
 _PROGRESS_EVERY_S = 2.0
+# The only status changes there are; `closed` is terminal, so nothing revives a closed collection.
+_NEXT: dict[str, frozenset[str]] = {
+    "loading": frozenset({"ready", "rebuilding", "failed", "closed"}),
+    "rebuilding": frozenset({"ready", "failed", "closed"}),
+    "ready": frozenset({"indexing", "compacting", "closed"}),
+    "indexing": frozenset({"ready", "closed"}),
+    "compacting": frozenset({"ready", "closed"}),
+    "failed": frozenset({"closed"}),
+    "closed": frozenset(),
+}
 
 
 class Collection:
@@ -45,7 +58,11 @@ class Collection:
         self.store = store
         self.spec = store.spec
         self.settings = settings
-        self.status = "loading"
+        self._status = "loading"
+        self._status_lock = threading.Lock()  # status moves from the event loop and from threads
+        # A test seam: called in the build thread before each scanned batch ("scan") and before
+        # the swap ("swap"), so a test can hold a build at a known point.
+        self.build_hook: Callable[[str], None] | None = None
         self.progress: tuple[int, int] = (0, 0)
         self.ann: AnnIndex | None = None
         self.dense: FlatIndex | None = FlatIndex(self.spec.dimensions, "f32")
@@ -54,6 +71,29 @@ class Collection:
         self._dirty = False
         self.wants_index = False
         self.count = store.count()  # kept in step by put/delete, known before the index loads
+
+    @property
+    def status(self) -> str:
+        """loading, rebuilding, ready, indexing, compacting, failed or closed."""
+        return self._status
+
+    @property
+    def closed(self) -> bool:
+        return self._status == "closed"
+
+    def _move(self, to: str, *, only_from: tuple[str, ...] = ()) -> bool:
+        """The one way the status changes: to `to` if _NEXT allows it from the current status
+        (and the current one is in `only_from`, if given); False, changing nothing, if not."""
+        with self._status_lock:
+            now = self._status
+            if to not in _NEXT[now] or (only_from and now not in only_from):
+                return False
+            self._status = to
+            return True
+
+    def mark_failed(self) -> None:
+        """The index could not be loaded (a closed collection stays closed)."""
+        self._move("failed")
 
     @property
     def index_path(self) -> Path:
@@ -86,7 +126,7 @@ class Collection:
             else:
                 self.dense = None
                 self.ann = self._load_or_rebuild()
-            self.status = "ready"
+            self._move("ready", only_from=("loading", "rebuilding"))
 
     def _load_or_rebuild(self) -> AnnIndex:
         reason = "missing"
@@ -101,7 +141,7 @@ class Collection:
                 log.warning(
                     "collection index unreadable", collection=self.spec.name, error=str(exc)
                 )
-        self.status = "rebuilding"
+        self._move("rebuilding")
         ann = self._scan_into(self._empty_ann(), reason)
         self._dirty = True
         self._save_locked(ann)
@@ -143,8 +183,7 @@ class Collection:
                 "collection index build", collection=self.spec.name, reason=reason, total=total
             )
         for labels, vectors in self.store.scan():
-            if self.status == "closed":
-                raise CollectionClosed(self.spec.name)
+            self._build_step("scan")
             index.add(labels, vectors)
             self.progress = (len(index), total)
             if reason and time.monotonic() - last >= _PROGRESS_EVERY_S:
@@ -162,18 +201,36 @@ class Collection:
             )
         return index
 
+    def _build_step(self, stage: str) -> None:
+        """Where a build checks it is still wanted: CollectionClosed once the collection closed."""
+        if self.build_hook is not None:
+            self.build_hook(stage)
+        self._stop_if_closed()
+
+    def _stop_if_closed(self) -> None:
+        if self.closed:
+            raise CollectionClosed(self.spec.name)
+
+    def begin_rebuild(self, reason: str) -> bool:
+        """Claim a ready collection for one background build; False if it is not ready."""
+        return self._move(_build_status(reason), only_from=("ready",))
+
     def rebuild(self, reason: str) -> None:
         """Build a fresh index (or exact matrix, if small) without deleted slots, then swap it in.
 
         Runs without the writer lock, so adds and searches go on; changes made meanwhile are
-        caught up under the lock just before the swap.
+        caught up under the lock just before the swap. Claims the collection unless
+        begin_rebuild did; CollectionClosed if it closes before or during the build.
         """
-        self.status = "compacting" if reason == "compaction" else "indexing"
+        building = _build_status(reason)
+        if self._status != building and not self.begin_rebuild(reason):
+            raise CollectionClosed(self.spec.name)
         try:
             if self.store.count() <= self.settings.exact_threshold:
                 dense = self._scan_into(FlatIndex(self.spec.dimensions, "f32"), reason)
+                self._build_step("swap")
                 with self._writer:
-                    self._check_open()
+                    self._stop_if_closed()  # it may have closed while this waited for the lock
                     if not self._catch_up(dense):
                         dense = self._scan_into(FlatIndex(self.spec.dimensions, "f32"), reason)
                     with self.rw.write():
@@ -181,8 +238,9 @@ class Collection:
                     self.index_path.unlink(missing_ok=True)
                 return
             ann = self._scan_into(self._empty_ann(), reason)
+            self._build_step("swap")
             with self._writer:
-                self._check_open()
+                self._stop_if_closed()
                 if not self._catch_up(ann):
                     ann = self._scan_into(self._empty_ann(), reason)
                 with self.rw.write():
@@ -191,8 +249,7 @@ class Collection:
                 self._save_locked(ann)
         finally:
             self.wants_index = False
-            if self.status != "closed":
-                self.status = "ready"
+            self._move("ready", only_from=(building,))  # refused once closed
 
     def save(self) -> bool:
         """Snapshot the ANN index if it changed since the last save; True if it wrote one."""
@@ -209,17 +266,28 @@ class Collection:
     def close(self, *, save: bool = True) -> None:
         """Save a changed index (unless told not to) and close the store, after running searches."""
         with self._writer:
-            if self.status == "closed":
+            if self.closed:
                 return
             if save and self.ann is not None and self.status in ("ready", "indexing", "compacting"):
                 self._save_locked(self.ann)
             with self.rw.write():
-                self.status = "closed"
+                self._move("closed")
                 self.store.close()
 
     def _check_open(self) -> None:
-        if self.status == "closed":
+        if self.closed:
             raise NotFound(f"the collection `{self.spec.name}` does not exist", param="name")
+
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """A failure of the SQLite file itself (not of the request) is a 503 for this collection."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            log.error("collection store failed", collection=self.spec.name, error=str(exc))
+            raise CollectionUnavailable(
+                f"the collection `{self.spec.name}` cannot be read or written now; see the log"
+            ) from exc
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -227,7 +295,8 @@ class Collection:
         """Insert or replace items (durable on return); how many existed and were replaced."""
         with self._writer:
             self._check_open()
-            new, replaced = self.store.put(items, vectors)
+            with self._store_errors():
+                new, replaced = self.store.put(items, vectors)
             self.count += len(new) - len(replaced)
             self._apply(removed=replaced)
             for start in range(0, len(new), _APPLY_CHUNK):
@@ -239,7 +308,8 @@ class Collection:
         """Delete items by id (durable on return); how many existed."""
         with self._writer:
             self._check_open()
-            removed = self.store.delete(ids)
+            with self._store_errors():
+                removed = self.store.delete(ids)
             self.count -= len(removed)
             self._apply(removed=removed)
             return len(removed)
@@ -279,14 +349,14 @@ class Collection:
         """The k nearest items to a unit query, best first; exact scores when rescored."""
         if rescore is None:
             rescore = self.spec.dtype in ("i8", "b1")
-        with self.rw.read():  # also keeps close() from shutting the store under a search
-            self._check_open()
+        with self.rw.read(), self._store_errors():  # the lock keeps close() from shutting
+            self._check_open()  # the store under a search
             return search_collection(self, query, k, where, rescore)
 
     def search_many(self, queries: list[Matrix], ks: list[int]) -> list[list[Hit]]:
         """Unfiltered searches with default rescoring, in one BLAS call while on the exact path."""
         rescore = self.spec.dtype in ("i8", "b1")
-        with self.rw.read():
+        with self.rw.read(), self._store_errors():
             self._check_open()
             batched = search_exact_batch(self, queries, ks)
             if batched is not None:
@@ -310,3 +380,7 @@ class Collection:
             "progress": {"done": self.progress[0], "total": self.progress[1]},
             "index": {"search": kind, "memory_bytes": memory, "deleted_slots": deleted},
         }
+
+
+def _build_status(reason: str) -> str:
+    return "compacting" if reason == "compaction" else "indexing"

@@ -1,9 +1,11 @@
 """CollectionManager: the collections directory, and the async face the HTTP routes use.
 
-Every blocking call runs in the manager's own thread pool. Per collection, one asyncio lock queues
-writers so they never tie up pool threads waiting on each other; searches do not take it. Loading
-or rebuilding an index happens in the background after start-up: requests for that collection
-wait for it, `GET` shows its progress.
+Blocking calls run in three thread pools, so no kind of work can starve another: searches have
+their own, writes and catalog changes theirs, and index loads, rebuilds and autosaves a small
+background pool (at most BUILD_SLOTS builds at once, one thread always left for saves). Per
+collection, one asyncio lock queues writers so they never tie up pool threads waiting on each
+other; searches do not take it. Loading or rebuilding an index happens in the background after
+start-up: requests for that collection wait for it, `GET` shows its progress.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gateway.config import Settings
 from gateway.errors import CollectionUnavailable, Conflict, NotFound, StoreError
 from gateway.vectorstore.batching import ExactBatcher
 from gateway.vectorstore.collection import Collection
+from gateway.vectorstore.filters import check_filter
 from gateway.vectorstore.flat import Matrix
 from gateway.vectorstore.persist import fsync_path, remove_leftovers
 from gateway.vectorstore.search import Hit
@@ -34,6 +37,10 @@ from gateway.vectorstore.store import ItemStore, NewItem
 log = structlog.get_logger("gateway.vectorstore")
 T = TypeVar("T")
 _CREATING, _DELETING = ".creating-", ".deleted-"
+# Searches are short and release the GIL in BLAS and usearch; writes are serialised per collection.
+SEARCH_THREADS, WRITE_THREADS = 4, 2
+# Index loads and rebuilds at once; the background pool has one thread more, for autosaves.
+BUILD_SLOTS = 2
 
 
 class CollectionManager:
@@ -50,11 +57,22 @@ class CollectionManager:
         self._batchers: dict[str, ExactBatcher] = {}
         self._catalog = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="collections")
+        self._searches = ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="collections-search")
+        self._writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="collections-write")
+        self._builds = ThreadPoolExecutor(BUILD_SLOTS + 1, thread_name_prefix="collections-build")
+        self._build_slots = asyncio.Semaphore(BUILD_SLOTS)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)
+        """A write or catalog change, on the write pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._writes, fn, *args)
+
+    async def _search(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._searches, fn, *args)
+
+    async def _build(self, fn: Callable[..., T], *args: Any) -> T:
+        """An index load or rebuild: waits for one of BUILD_SLOTS, then runs in the background."""
+        async with self._build_slots:
+            return await asyncio.get_running_loop().run_in_executor(self._builds, fn, *args)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -103,9 +121,9 @@ class CollectionManager:
 
     async def _prepare(self, collection: Collection) -> None:
         try:
-            await self._run(collection.prepare)
+            await self._build(collection.prepare)
         except Exception as exc:
-            collection.status = "failed"
+            collection.mark_failed()
             log.error("collection index failed", collection=collection.spec.name, error=repr(exc))
             raise CollectionUnavailable(
                 f"the collection `{collection.spec.name}` could not be loaded; see the log"
@@ -117,8 +135,8 @@ class CollectionManager:
             for name, collection in list(self._collections.items()):
                 if collection.status != "ready":
                     continue
-                async with self._writers[name]:
-                    await self._run(collection.save)
+                async with self._writers[name]:  # a thread is free: builds leave one
+                    await asyncio.get_running_loop().run_in_executor(self._builds, collection.save)
 
     async def close(self) -> None:
         """Stop background work, save changed indexes and close every store."""
@@ -131,7 +149,8 @@ class CollectionManager:
         for collection in list(self._collections.values()):
             await self._run(collection.close)
         self._collections.clear()
-        self._pool.shutdown(wait=True)
+        for pool in (self._searches, self._writes, self._builds):
+            pool.shutdown(wait=True)
 
     # -- catalog -----------------------------------------------------------------------------
 
@@ -232,14 +251,15 @@ class CollectionManager:
         rescore: bool | None,
     ) -> list[Hit]:
         """The k best items for a unit query vector."""
+        where = check_filter(where)  # a bad filter costs no thread and no wait for the index
         collection = await self.get(name)
         if not where and rescore is None and collection.dense is not None:
             batcher = self._batchers.get(name)
             if batcher is None or batcher.collection is not collection:
-                batcher = ExactBatcher(collection, self._pool)
+                batcher = ExactBatcher(collection, self._searches)
                 self._batchers[name] = batcher
             return await batcher.search(query, k)
-        return await self._run(collection.search, query, k, where, rescore)
+        return await self._search(collection.search, query, k, where, rescore)
 
     def _after_write(self, collection: Collection) -> None:
         """Start a background index build when the collection outgrew the exact path, or a
@@ -252,14 +272,14 @@ class CollectionManager:
             reason = "compaction"
         else:
             return
-        collection.status = "indexing"
-        self._spawn(self._rebuild(collection, reason))
+        if collection.begin_rebuild(reason):
+            self._spawn(self._rebuild(collection, reason))
 
     async def _rebuild(self, collection: Collection, reason: str) -> None:
         try:
-            await self._run(collection.rebuild, reason)
+            await self._build(collection.rebuild, reason)
         except Exception as exc:  # the old index keeps serving; the next write retries
-            if collection.status != "closed":
+            if not collection.closed:
                 log.error(
                     "collection index build failed",
                     collection=collection.spec.name,

@@ -10,8 +10,9 @@ from gateway.errors import InvalidRequest
 
 DTYPES: tuple[str, ...] = ("f32", "f16", "i8", "b1")
 METRICS: tuple[str, ...] = ("cos",)
-# A collection is a directory: no path separators, no leading dot (those are ours).
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A collection is a directory: no path separators, no leading dot (those are ours). Matched with
+# fullmatch: `$` would also accept a trailing newline and make a directory named "a\n".
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class CollectionSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,7 +37,7 @@ class CollectionSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 def check_name(name: str) -> str:
     """The name if it can be a collection's, else a 400."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidRequest(
             "`name` must be 1-64 characters of letters, digits, '_', '-' or '.', "
             "starting with a letter or digit",

@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.errors import StoreError
+from gateway.errors import InvalidRequest, StoreError
 from gateway.vectorstore.spec import CollectionSpec
 
 STORE_FILE = "store.sqlite"
@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS items (
 """
 # SQLite allows 32766 host parameters; stay well below.
 _CHUNK = 4000
+# What SQLite says when a query is bad because of the filter in it (not because the file is).
+_FILTER_FAULTS = ("JSON path error", "Expression tree is too large", "too many SQL variables")
 
 
 class NewItem(msgspec.Struct, frozen=True, gc=False):
@@ -161,18 +163,27 @@ class ItemStore:
         return out
 
     def matching(self, where: dict[str, Any]) -> Labels:
-        """Labels whose metadata equals every (field, value) in `where`; none for unknown fields."""
+        """Labels whose metadata equals every (field, value) in `where`; none for unknown fields.
+
+        `where` is meant to have passed filters.check_filter; what SQLite still refuses because
+        of the filter itself is a 400 naming `filter`, anything else stays a sqlite3 error.
+        """
         clauses: list[str] = []
         args: list[Any] = []
         for field, value in where.items():
-            if '"' in field or "\\" in field:
-                return np.empty(0, dtype=np.int64)  # cannot name a stored field
             clause, params = _equals(f'$."{field}"', value)
             clauses.append(clause)
             args.extend(params)
         # Only fixed clause templates are joined; every value travels as a parameter.
         sql = "SELECT label FROM items" + (" WHERE " + " AND ".join(clauses) if clauses else "")  # noqa: S608
-        rows = self._reader().execute(sql, args).fetchall()
+        try:
+            rows = self._reader().execute(sql, args).fetchall()
+        except OverflowError as exc:  # an int SQLite cannot bind (past int64)
+            raise InvalidRequest("a `filter` value is out of range", param="filter") from exc
+        except sqlite3.OperationalError as exc:
+            if not any(sign in str(exc) for sign in _FILTER_FAULTS):
+                raise
+            raise InvalidRequest(f"`filter` cannot be run: {exc}", param="filter") from exc
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def scan(self, batch: int = 2048) -> Iterator[tuple[Labels, Matrix]]:
