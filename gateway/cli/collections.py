@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from gateway.cli.options import settings_from
+from gateway.cli.options import URL_ENV, server_url
 from gateway.errors import CommandError
 
 KEY_ENV = "GATEWAY_CLIENT_KEY"
@@ -31,7 +31,11 @@ def register(sub: Any) -> None:
     commands = top.add_subparsers(dest="collections_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", dest="config", default=argparse.SUPPRESS)
-    common.add_argument("--url", help="gateway base URL (default: from [server] host and port)")
+    common.add_argument(
+        "--url", help=f"gateway base URL (default: from --host/--port, else ${URL_ENV})"
+    )
+    common.add_argument("--host", help="gateway host (default: [server] host, as `serve` reads it)")
+    common.add_argument("--port", type=int, help="gateway port (default: [server] port)")
     common.add_argument("--api-key", help=f"client key when auth is on (default: ${KEY_ENV})")
     common.add_argument("--json", action="store_true", help="print the JSON answer")
 
@@ -91,11 +95,7 @@ def _run(command: Any, args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> httpx.Client:
-    url = args.url or os.environ.get("GATEWAY_URL")
-    if not url:
-        server = settings_from(args).server
-        host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host  # noqa: S104
-        url = f"http://{host}:{server.port}"
+    url = server_url(args)
     key = args.api_key or os.environ.get(KEY_ENV)
     headers = {"authorization": f"Bearer {key}"} if key else {}
     return httpx.Client(base_url=url, headers=headers, timeout=300)

@@ -10,6 +10,7 @@ from typing import Any
 from gateway.config import Settings, load_settings
 
 DEFAULT_CONFIG = "config.toml"
+URL_ENV = "GATEWAY_URL"
 
 
 def config_path(args: argparse.Namespace) -> str | None:
@@ -33,3 +34,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if getattr(args, "cache_dir", None):
         overrides["cache"] = {"dir": args.cache_dir}
     return load_settings(config_path(args), os.environ, overrides)
+
+
+def server_url(args: argparse.Namespace) -> str:
+    """Where a client command finds the gateway: --url, --host/--port, GATEWAY_URL, then the
+    [server] host and port of the settings (GATEWAY_SERVER_*, the config file, the defaults)."""
+    url: str | None = getattr(args, "url", None)
+    if url:
+        return url
+    flagged = getattr(args, "host", None) is not None or getattr(args, "port", None) is not None
+    env_url = os.environ.get(URL_ENV)
+    if env_url and not flagged:
+        return env_url
+    server = settings_from(args).server
+    host = server.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104  # a wildcard bind answers on loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{server.port}"

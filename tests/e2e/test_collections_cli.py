@@ -12,9 +12,11 @@ from gateway.cli.main import main
 from tests.e2e.processes import free_port, serve_fake
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> Iterator[str]:
-    """`gateway serve --fake-upstream` in its own process (its log lines stay out of stdout)."""
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`gateway serve --fake-upstream` in its own process (its log lines stay out of stdout);
+    one for the module: each test leaves no collection behind."""
+    tmp_path = tmp_path_factory.mktemp("served")
     server = serve_fake(tmp_path, GATEWAY_CACHE_DIR=str(tmp_path / "cache"))
     try:
         yield server.base
@@ -74,3 +76,29 @@ def test_errors_are_one_line_on_stderr_and_exit_1(
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     code, _, err = run(capsys, "list", "--url", dead)
     assert code == 1 and "gateway serve" in err
+
+
+def test_without_url_the_cli_finds_the_gateway_by_port_flag_env_or_config(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = url.rsplit(":", 1)[1]
+    dead = str(free_port())
+    monkeypatch.chdir(tmp_path)  # no ./config.toml here
+    monkeypatch.delenv("GATEWAY_URL", raising=False)
+    monkeypatch.setenv("GATEWAY_SERVER_PORT", dead)
+    code, out, err = run(capsys, "list", "--port", port)  # the flag beats the environment
+    assert (code, out.strip(), err) == (0, "(no collections)", "")
+    code, out, err = run(capsys, "list", "--host", "127.0.0.1", "--port", port)
+    assert code == 0 and out.strip() == "(no collections)"
+    code, _, err = run(capsys, "list")  # GATEWAY_SERVER_PORT, where nothing listens
+    assert code == 1 and f"no gateway answering at http://127.0.0.1:{dead}" in err
+    monkeypatch.setenv("GATEWAY_SERVER_PORT", port)
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and out.strip() == "(no collections)"
+    monkeypatch.delenv("GATEWAY_SERVER_PORT")
+    (tmp_path / "gw.toml").write_text(f"[server]\nport = {port}\n")
+    code, out, _ = run(capsys, "list", "--config", str(tmp_path / "gw.toml"))
+    assert code == 0 and out.strip() == "(no collections)"
+    monkeypatch.setenv("GATEWAY_URL", f"http://127.0.0.1:{dead}")
+    code, out, _ = run(capsys, "list", "--port", port)  # a flag beats GATEWAY_URL too
+    assert code == 0 and out.strip() == "(no collections)"
