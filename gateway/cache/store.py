@@ -14,6 +14,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from gateway.cache.health import StoreHealth
 from gateway.config import CacheSettings
 from gateway.core.lru import ByteLRU
 from gateway.errors import CacheError
@@ -95,6 +96,7 @@ class VectorCache:
         self._cull_lock = threading.Lock()
         self.evictions = 0
         self.entries_written = 0
+        self.health = StoreHealth()  # whether writes land; writers report, probes read
 
     @property
     def directory(self) -> str:
