@@ -1,6 +1,7 @@
 """Local vector search: named collections of embeddings on usearch, durable in SQLite."""
 
 from gateway.errors import CollectionUnavailable
+from gateway.vectorstore.filters import check_filter
 from gateway.vectorstore.manager import CollectionManager
 from gateway.vectorstore.search import Hit
 from gateway.vectorstore.spec import DTYPES, CollectionSpec, check_name, check_spec
@@ -13,6 +14,7 @@ __all__ = [
     "CollectionUnavailable",
     "Hit",
     "NewItem",
+    "check_filter",
     "check_name",
     "check_spec",
 ]

@@ -36,8 +36,13 @@ class RWLock:
         """Hold the lock exclusively."""
         with self._cond:
             self._writers_waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            except BaseException:  # a writer that gives up waiting must not hold readers off
+                self._writers_waiting -= 1
+                self._cond.notify_all()
+                raise
             self._writers_waiting -= 1
             self._writer = True
         try:

@@ -30,7 +30,13 @@ from gateway.api.http.raw_response import RawJSON
 from gateway.api.openai.routes import resolve_model
 from gateway.errors import InvalidRequest
 from gateway.observability.request_log import request_state
-from gateway.vectorstore import CollectionManager, CollectionSpec, check_name, check_spec
+from gateway.vectorstore import (
+    CollectionManager,
+    CollectionSpec,
+    check_filter,
+    check_name,
+    check_spec,
+)
 from gateway.vectorstore.collection import Collection
 
 _encode = msgspec.json.Encoder().encode
@@ -191,6 +197,7 @@ async def search_collection(request: Request[Any, Any, Any], name: str) -> RawJS
     spec = manager.peek(name).spec
     body: SearchBody = decode(await request.body(), SearchBody)
     check_search(body)
+    check_filter(body.filter)  # before the query is embedded: a bad filter costs nothing upstream
     state = request_state(request.scope)
     state.update(collection=name, model=spec.model, inputs=1)
     headers: list[tuple[str, str]] = []
