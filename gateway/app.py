@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 import structlog
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
 
-from gateway.api import ops
+from gateway.api import docs, ops
 from gateway.api.collections import routes as collections
 from gateway.api.deps import Services
 from gateway.api.encoding.views import ViewCache
@@ -20,6 +19,7 @@ from gateway.api.gemini import routes as gemini
 from gateway.api.http.auth import ClientAuth
 from gateway.api.http.error_bodies import error_response
 from gateway.api.http.limits import request_frame
+from gateway.api.http.media_budget import MediaBudget
 from gateway.api.http.response_memo import ResponseMemo
 from gateway.api.openai import routes as openai
 from gateway.cache.store import VectorCache
@@ -95,6 +95,7 @@ def create_app(
         responses=ResponseMemo(settings.cache.response_memory_bytes),
         metrics=metrics,
         collections=collection_manager,
+        media_budget=MediaBudget(settings.media.max_inflight_bytes, settings.media.inflight_wait_s),
     )
     auth = ClientAuth(secrets.client_keys, metrics_require_key=settings.server.metrics_require_key)
 
@@ -127,6 +128,7 @@ def create_app(
             *gemini.ROUTES,
             *collections.ROUTES,
             *ops.ROUTES,
+            *docs.ROUTES,
         ],
         state=_state(services),
         lifespan=[lifespan],
@@ -135,7 +137,7 @@ def create_app(
         guards=[auth] if auth.enabled else [],  # a guard costs a handler copy per request
         middleware=[request_frame(settings.server.body_timeout_s)],
         request_max_body_size=settings.server.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Gemini embedding gateway", version="0.1.0"),
+        openapi_config=None,  # api/docs.py serves the document the routes declare
         logging_config=None,
         debug=False,
     )

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request
 
 from gateway.api.encoding.views import ViewCache
+from gateway.api.http.media_budget import MediaBudget
 from gateway.api.http.response_memo import ResponseMemo
 from gateway.cache.store import VectorCache
 from gateway.config import Secrets, Settings
@@ -32,6 +33,8 @@ class Services:
     responses: ResponseMemo
     metrics: GatewayMetrics
     collections: CollectionManager
+    # Decoded media in work across all requests ([media] max_inflight_bytes).
+    media_budget: MediaBudget
     # None: each request that names a URL builds a fetcher from [media]; tests inject one.
     media_fetcher: RemoteFetcher | None = None
 

@@ -116,6 +116,7 @@ async def _parse(
             spec=model,
             media=settings.media,
             fetcher=services.media_fetcher,
+            budget=services.media_budget,
         )
     except InvalidRequest as exc:  # `input[3].image_url` -> `items[7].input.image_url`
         param = exc.param or ""

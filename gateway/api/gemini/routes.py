@@ -14,8 +14,10 @@ import msgspec
 from litestar import Request, post
 
 from gateway.api.deps import Services, services_of
-from gateway.api.gemini.wire import WireItem, parse_batch, parse_single
+from gateway.api.gemini import schema
+from gateway.api.gemini.wire import WireItem, parse_request
 from gateway.api.http.cache_headers import cache_headers
+from gateway.api.http.openapi import Operation, declare
 from gateway.api.http.raw_response import RawJSON, read_body
 from gateway.config import ModelSpec
 from gateway.content.model import Content, EmbedParams, estimate_tokens
@@ -24,8 +26,6 @@ from gateway.errors import CacheMiss, ModelNotFound, NotFound, UpstreamRejected
 from gateway.observability.request_log import request_state
 
 _METHODS = ("batchEmbedContents", "embedContent")
-# Bodies above this size (inline media) are decoded on a worker thread, off the event loop.
-_PARSE_OFF_LOOP_BYTES = 256 * 1024
 _MODALITY = {
     "text": "TEXT",
     "image": "IMAGE",
@@ -62,10 +62,43 @@ class SingleResponse(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 
 
+_ERRORS = (400, 404, 408, 413, 429, 502, 503, 504)
+
+
 @post(
     ["/v1/models/{target:str}", "/v1beta/models/{target:str}"],
     status_code=200,
-    summary="Embed contents (Gemini: {model}:batchEmbedContents, {model}:embedContent)",
+    # One handler serves both methods (litestar cannot match `{model}:method` in a segment);
+    # the document lists them as the two operations they are.
+    opt=declare(
+        Operation(
+            id="batchEmbedContents",
+            tag="Gemini",
+            summary="Embed a batch of contents (Gemini)",
+            description="Google's batchEmbedContents, answered from the cache and upstream;"
+            " google-genai >= 3.0 calls it for every embed_content.",
+            body=schema.BatchEmbedContentsRequest,
+            response=schema.BatchEmbedContentsResponse,
+            errors=_ERRORS,
+            gemini=True,
+            cache_headers=True,
+            path=("{target}", "{model}:batchEmbedContents"),
+            components=schema.COMPONENTS,
+        ),
+        Operation(
+            id="embedContent",
+            tag="Gemini",
+            summary="Embed one content (Gemini)",
+            description="Google's embedContent, as older SDKs and REST callers use it.",
+            body=schema.EmbedContentRequest,
+            response=schema.EmbedContentResponse,
+            errors=_ERRORS,
+            gemini=True,
+            cache_headers=True,
+            path=("{target}", "{model}:embedContent"),
+            components=schema.COMPONENTS,
+        ),
+    ),
 )
 async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> RawJSON:
     """Google's embedding methods, answered from the gateway's cache and upstream."""
@@ -84,11 +117,11 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
         )
     body = await read_body(request, services.settings.server.max_body_bytes)
     memo = services.responses
-    memo_key = memo.key(request.scope["path"].encode(), body) if memo.enabled else b""
+    memo_key = memo.key_for(request.scope["path"].encode(), body)
     answer = memo.get(memo_key) if memo_key else None
     if answer is not None:
         return answer.replayed(request_state(request.scope))
-    items = await _parse(body, method, model, spec, services)
+    items = await parse_request(body, method, model, spec, services.settings, services.media_budget)
     state = request_state(request.scope)
     state.update(model=spec.id, inputs=len(items))
     served = await embed_items(items, spec, services)
@@ -104,21 +137,6 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
         contents = [item.content for item in items]
         memo.remember(memo_key, response, spec, contents, served.tokens, services.metrics)
     return response
-
-
-async def _parse(
-    body: bytes, method: str, model: str, spec: ModelSpec, services: Services
-) -> list[WireItem]:
-    settings = services.settings
-
-    def parse() -> list[WireItem]:
-        if method == "embedContent":
-            return [parse_single(body, model, spec, settings)]
-        return parse_batch(body, model, spec, settings)
-
-    if len(body) < _PARSE_OFF_LOOP_BYTES:
-        return parse()
-    return await asyncio.to_thread(parse)
 
 
 def _groups(

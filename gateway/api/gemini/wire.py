@@ -7,20 +7,28 @@ holds both spellings and `_pick` takes whichever was sent. Unknown fields are ig
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
 
+from gateway.api.http.media_budget import MediaBudget
+from gateway.api.http.raw_response import decode_json
 from gateway.config import ModelSpec, Settings
 from gateway.content.model import TASK_TYPES, Content, Part
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 from gateway.media import SUPPORTED, check_limits, decode_base64, media_part, normalize_mime
 
 MAX_BATCH = 100
+# Bodies above this size (inline media) are decoded on a worker thread, off the event loop.
+PARSE_OFF_LOOP_BYTES = 256 * 1024
 _BATCH = "BatchEmbedContentsRequest"
 _SINGLE = "EmbedContentRequest"
 _ONEOF = "required oneof field 'data' must have one initialized field"
+_GOOGLE_INVALID = "Invalid JSON payload received. "
+_INT32_TEXT = re.compile(r"-?[0-9]{1,20}")  # proto3 JSON's int32 as a string: digits only
 _T = TypeVar("_T")
 
 
@@ -80,6 +88,7 @@ class WireItem(msgspec.Struct, frozen=True, gc=False):
     dims: int | None
 
 
+Located = list[tuple[str, EmbedRequest]]  # each request with the field path its errors name
 _decode_batch = msgspec.json.Decoder(BatchRequest).decode
 _decode_single = msgspec.json.Decoder(EmbedRequest).decode
 
@@ -89,10 +98,7 @@ def _pick(a: _T | None, b: _T | None) -> _T | None:
 
 
 def _decode(decode: Callable[[bytes], _T], body: bytes) -> _T:
-    try:
-        return decode(body)
-    except msgspec.DecodeError as exc:  # also ValidationError, which names the field's path
-        raise InvalidRequest(f"Invalid JSON payload received. {exc}") from exc
+    return decode_json(body, decode, invalid=_GOOGLE_INVALID, malformed=_GOOGLE_INVALID)
 
 
 def _located(error: InvalidRequest, where: str) -> InvalidRequest:
@@ -106,24 +112,74 @@ def _located(error: InvalidRequest, where: str) -> InvalidRequest:
 
 def parse_batch(body: bytes, url_model: str, spec: ModelSpec, settings: Settings) -> list[WireItem]:
     """A `:batchEmbedContents` body -> one WireItem per request, in order."""
+    return build_items(decode_batch(body, settings), url_model, spec, settings)
+
+
+def parse_single(body: bytes, url_model: str, spec: ModelSpec, settings: Settings) -> WireItem:
+    """An `:embedContent` body -> its WireItem."""
+    return build_items(decode_single(body), url_model, spec, settings)[0]
+
+
+async def parse_request(
+    body: bytes,
+    method: str,
+    url_model: str,
+    spec: ModelSpec,
+    settings: Settings,
+    budget: MediaBudget,
+) -> list[WireItem]:
+    """A body of `method` -> its WireItems, its media decoded within the process's byte budget.
+
+    The JSON is decoded first; the inline media's size is then known, and their bytes are held
+    in `budget` while they are decoded and checked. Large bodies do both off the event loop.
+    """
+    off_loop = len(body) >= PARSE_OFF_LOOP_BYTES
+
+    def decode() -> Located:
+        return decode_single(body) if method == "embedContent" else decode_batch(body, settings)
+
+    located = await asyncio.to_thread(decode) if off_loop else decode()
+
+    def build() -> list[WireItem]:
+        return build_items(located, url_model, spec, settings)
+
+    size = sum(inline_size(request) for _, request in located)
+    return await budget.run(size, build, off_loop=off_loop)
+
+
+def decode_batch(body: bytes, settings: Settings) -> Located:
+    """The requests of a `:batchEmbedContents` body, their number checked, nothing decoded yet."""
     requests = _decode(_decode_batch, body).requests
     if not requests:
         raise InvalidRequest(f"* {_BATCH}.requests: requests must not be empty")
     limit = min(MAX_BATCH, settings.server.max_inputs)  # the operator's cap applies here too
     if len(requests) > limit:
         raise InvalidRequest(f"* {_BATCH}.requests: at most {limit} requests can be in one batch")
-    budget = _Budget(settings.media.max_request_bytes)
-    return [
-        _item(r, url_model, spec, settings, f"{_BATCH}.requests[{i}]", budget)
-        for i, r in enumerate(requests)
-    ]
+    return [(f"{_BATCH}.requests[{i}]", r) for i, r in enumerate(requests)]
 
 
-def parse_single(body: bytes, url_model: str, spec: ModelSpec, settings: Settings) -> WireItem:
-    """An `:embedContent` body -> its WireItem."""
-    request = _decode(_decode_single, body)
+def decode_single(body: bytes) -> Located:
+    """The one request of an `:embedContent` body."""
+    return [(_SINGLE, _decode(_decode_single, body))]
+
+
+def inline_size(request: EmbedRequest) -> int:
+    """About how many bytes the request's inline media decode to (3 per 4 base64 characters)."""
+    parts = request.content.parts if request.content is not None else None
+    total = 0
+    for part in parts or ():
+        blob = _pick(part.inlineData, part.inline_data)
+        if blob is not None and blob.data:
+            total += len(blob.data) // 4 * 3
+    return total
+
+
+def build_items(
+    located: Located, url_model: str, spec: ModelSpec, settings: Settings
+) -> list[WireItem]:
+    """Decoded requests -> WireItems: media decoded and checked, the request's total bounded."""
     budget = _Budget(settings.media.max_request_bytes)
-    return _item(request, url_model, spec, settings, _SINGLE, budget)
+    return [_item(r, url_model, spec, settings, where, budget) for where, r in located]
 
 
 class _Budget:
@@ -200,12 +256,14 @@ def _config(
 def _dims(raw: int | str | None, spec: ModelSpec, where: str) -> int | None:
     if raw is None:
         return None
-    try:
-        dims = int(raw)  # proto3 JSON also accepts integers written as strings
-    except ValueError:
+    # proto3 JSON also accepts integers written as strings, but not what else int() would take
+    # (spaces, `_`, `+`, other scripts' digits)
+    if isinstance(raw, str) and not _INT32_TEXT.fullmatch(raw):
+        shown = raw[:40]
         raise InvalidRequest(
-            f"Invalid value at '{where}.output_dimensionality' (TYPE_INT32), \"{raw}\""
-        ) from None
+            f"Invalid value at '{where}.output_dimensionality' (TYPE_INT32), \"{shown}\""
+        )
+    dims = int(raw)
     if not 1 <= dims <= spec.dims:
         raise InvalidRequest(
             f"* {where}.output_dimensionality: must be between 1 and {spec.dims}, got {dims}"

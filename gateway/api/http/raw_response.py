@@ -75,13 +75,29 @@ async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def decode_json(body: bytes, decoder: Callable[[bytes], T]) -> T:
-    """Decode a JSON body with a msgspec decoder; a 400 that names the bad field on failure."""
+def decode_json(
+    body: bytes,
+    decoder: Callable[[bytes], T],
+    *,
+    invalid: str = "invalid request body: ",
+    malformed: str = "the body is not valid JSON: ",
+) -> T:
+    """Decode a JSON body with a msgspec decoder; a 400 that names the bad field on failure.
+
+    `invalid` and `malformed` start the message of a body of the wrong shape and of one that is
+    not JSON (the Gemini routes say it Google's way).
+    """
     try:
         return decoder(body)
     except msgspec.ValidationError as exc:
         message = str(exc)
         param = message.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in message else None
-        raise InvalidRequest(f"invalid request body: {message}", param=param) from exc
+        raise InvalidRequest(f"{invalid}{message}", param=param) from exc
     except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+        raise InvalidRequest(f"{malformed}{exc}") from exc
+    except RecursionError:
+        # msgspec recurses once per array or object, also into fields it skips: ~1,000 levels
+        # deep reach Python's recursion limit. No request of this API nests more than a few.
+        raise InvalidRequest(
+            f"{invalid}JSON nesting too deep (arrays and objects nested about 1,000 levels)"
+        ) from None

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gateway.api.http.media_budget import MediaBudget
 from gateway.config import MediaSettings, ModelSpec
 from gateway.content.model import Content, Part
 from gateway.content.tokens import decode_token_ids
 from gateway.errors import InvalidRequest, PayloadTooLarge
-from gateway.media import check_limits, media_part
+from gateway.media import check_limits, is_data_uri, media_part
 from gateway.media.remote_fetch import RemoteFetcher
 from gateway.media.sources import MediaSource, load_bytes
 
@@ -49,11 +50,13 @@ async def parse_input(
     media: MediaSettings | None = None,
     fetcher: RemoteFetcher | None = None,
     references: list[str] | None = None,
+    budget: MediaBudget | None = None,
 ) -> list[Content]:
     """Every top-level element becomes exactly one Content; errors name the offending part.
 
     `references`, when given, receives the param of every part read from a file or a URL: bytes
-    that can change behind the same request text.
+    that can change behind the same request text. Inline and fetched media are decoded with
+    their size held in `budget`, the process's bound on media in work.
     """
     media = media or MediaSettings()
     elements = walk_input(raw, max_inputs=max_inputs)
@@ -72,9 +75,22 @@ async def parse_input(
             elif isinstance(slot, Part) and len(slot.text) > _LONG_TEXT_CHARS:
                 work += len(slot.text)  # may be tokenised for the limit check
     blocking = any(s.local for s in sources)
-    if work > _OFF_LOOP_BYTES or tokens > _OFF_LOOP_TOKENS or blocking:
-        return await asyncio.to_thread(_build, elements, spec, media)
-    return _build(elements, spec, media)
+    off_loop = work > _OFF_LOOP_BYTES or tokens > _OFF_LOOP_TOKENS or blocking
+    size = sum(_decoded_size(s) for s in sources)
+    if budget is None:  # a caller outside a running gateway (bench): no bound
+        budget = MediaBudget(0, 0.0)
+    return await budget.run(
+        size, lambda: _build(elements, spec, media), off_loop=off_loop, param="input"
+    )
+
+
+def _decoded_size(source: MediaSource) -> int:
+    """About how many bytes a source decodes to; a local file's size is not known before reading."""
+    if source.fetched is not None:
+        return len(source.fetched)
+    if source.base64:
+        return len(source.base64) // 4 * 3
+    return len(source.uri) // 4 * 3 if is_data_uri(source.uri) else 0
 
 
 async def _fetch_all(sources: list[MediaSource], fetcher: RemoteFetcher) -> None:
@@ -193,6 +209,10 @@ def _part(part: dict[str, Any], where: str) -> tuple[str, _Slot]:
     if kind is None:  # tolerate a missing `type` when the one field present says it
         present = [k for k in ("text", *_MEDIA_FIELDS) if k in part]
         kind = present[0] if len(present) == 1 else None
+    elif not isinstance(kind, str):  # a list or an object cannot even be looked up
+        raise InvalidRequest(
+            f"`{where}.type` must be a string, got {_json_type(kind)}", param=f"{where}.type"
+        )
     if kind == "text":
         text = part.get("text")
         if not isinstance(text, str) or not text:
@@ -222,8 +242,8 @@ def _audio(value: Any, at: str) -> MediaSource:
     data = value.get("data") if isinstance(value, dict) else None
     if not isinstance(data, str) or not data:
         raise InvalidRequest(f'`{at}` must be {{"data": base64, "format": "wav"|"mp3"}}', param=at)
-    fmt = value.get("format") if isinstance(value, dict) else None
-    declared = _AUDIO_FORMATS.get(str(fmt).lower()) if fmt is not None else None
+    fmt = value.get("format")
+    declared = _AUDIO_FORMATS.get(fmt.lower()) if isinstance(fmt, str) else None
     if fmt is not None and declared is None:
         raise InvalidRequest(f"`{at}.format` must be 'wav' or 'mp3'", param=f"{at}.format")
     return MediaSource(param=at, kind="audio", base64=data, declared=declared)

@@ -10,7 +10,9 @@ from litestar import Request, Response, get, post
 
 from gateway.api.deps import services_of
 from gateway.api.http.cache_headers import cache_headers
+from gateway.api.http.openapi import Operation, declare
 from gateway.api.http.raw_response import RawJSON, decode_json, read_body
+from gateway.api.openai import schema
 from gateway.api.openai.input import parse_input
 from gateway.config import ModelSpec, Settings
 from gateway.content.model import TASK_TYPES, Content, with_task_prefix
@@ -116,14 +118,31 @@ def task_of(req: EmbeddingsRequest) -> str | None:
     return task
 
 
-@post(["/v1/embeddings", "/embeddings"], status_code=200, summary="Create embeddings (OpenAI)")
+@post(
+    ["/v1/embeddings", "/embeddings"],
+    status_code=200,
+    opt=declare(
+        Operation(
+            id="createEmbedding",
+            tag="OpenAI",
+            summary="Create embeddings (OpenAI)",
+            description="OpenAI's embeddings API with the multimodal input grammar, `output_dtype`"
+            " quantisation and retrieval tasks. One embedding per top-level input, in order.",
+            body=schema.CreateEmbeddingRequest,
+            response=schema.CreateEmbeddingResponse,
+            errors=(400, 404, 408, 413, 429, 502, 503, 504),
+            cache_headers=True,
+            components=(schema.ContentInput,),
+        )
+    ),
+)
 async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
     """OpenAI-compatible embeddings with the gateway's multimodal and quantisation extensions."""
     services = services_of(request)
     settings = services.settings
     raw = await read_body(request, settings.server.max_body_bytes)
     memo = services.responses
-    memo_key = memo.key(b"openai", raw) if memo.enabled else b""
+    memo_key = memo.key_for(b"openai", raw)
     answer = memo.get(memo_key) if memo_key else None
     if answer is not None:
         return answer.replayed(request_state(request.scope))
@@ -140,6 +159,7 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
         media=settings.media,
         fetcher=services.media_fetcher,
         references=references,
+        budget=services.media_budget,
     )
     if references:
         memo_key = b""  # a file or URL may change behind the same request bytes: no replay
@@ -183,7 +203,18 @@ def _card(model_id: str) -> ModelCard:
     return ModelCard(id=model_id, object="model", created=_STARTED, owned_by="google")
 
 
-@get(["/v1/models", "/models"], summary="List models (OpenAI)")
+@get(
+    ["/v1/models", "/models"],
+    opt=declare(
+        Operation(
+            id="listModels",
+            tag="OpenAI",
+            summary="List models (OpenAI)",
+            description="Every configured model and alias.",
+            response=schema.ModelList,
+        )
+    ),
+)
 async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Every configured model and alias."""
     settings = services_of(request).settings
@@ -191,7 +222,18 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(_encode({"object": "list", "data": cards}), media_type="application/json")
 
 
-@get("/v1/models/{model_id:str}", summary="Retrieve a model (OpenAI)")
+@get(
+    "/v1/models/{model_id:str}",
+    opt=declare(
+        Operation(
+            id="retrieveModel",
+            tag="OpenAI",
+            summary="Retrieve a model (OpenAI)",
+            response=schema.Model,
+            errors=(404,),
+        )
+    ),
+)
 async def get_model(request: Request[Any, Any, Any], model_id: str) -> Response[bytes]:
     """One model by id or alias."""
     spec = resolve_model(services_of(request).settings, model_id)

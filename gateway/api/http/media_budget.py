@@ -1,0 +1,119 @@
+"""MediaBudget: a semaphore in bytes over the decoded media being worked on, across all requests.
+
+Twelve requests decoding a 20 MiB part each at once peaked at 1.13 GB RSS. Each request reserves
+its media's decoded size before decoding ([media] max_inflight_bytes); one that does not fit waits
+in line up to [media] inflight_wait_s, then gets 503 server_busy with retry-after. A request larger
+than the whole budget could never fit: 413. Waiters are served first come, first served, so a
+large request is not starved by a stream of small ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import TypeVar
+
+from gateway.errors import Overloaded, PayloadTooLarge
+
+T = TypeVar("T")
+
+
+class MediaBudget:
+    """Bytes of media in work now, at most `capacity` (0 or less: no bound)."""
+
+    def __init__(self, capacity: int, wait_s: float) -> None:
+        self.capacity = capacity
+        self.wait_s = wait_s
+        self.in_use = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Requests in line for bytes."""
+        return len(self._waiters)
+
+    async def run(
+        self, size: int, work: Callable[[], T], *, off_loop: bool, param: str | None = None
+    ) -> T:
+        """`work()` with `size` bytes held, on a worker thread when `off_loop`.
+
+        The bytes are released when `work` ends, also when it fails; a caller cancelled while the
+        thread runs leaves the bytes held until the thread is done with them.
+        """
+        if size <= 0 or self.capacity <= 0:
+            return await asyncio.to_thread(work) if off_loop else work()
+        await self.acquire(size, param=param)
+        if not off_loop:
+            try:
+                return work()
+            finally:
+                self.release(size)
+        job = asyncio.ensure_future(asyncio.to_thread(work))
+
+        def done(finished: asyncio.Future[T]) -> None:
+            self.release(size)
+            if not finished.cancelled():
+                finished.exception()  # retrieved: a caller that left must not leave a warning
+
+        job.add_done_callback(done)
+        return await asyncio.shield(job)
+
+    async def acquire(self, size: int, *, param: str | None = None) -> None:
+        """Reserve `size` bytes: at once, after waiting in line, or Overloaded / PayloadTooLarge."""
+        if size > self.capacity:
+            raise PayloadTooLarge(
+                f"the media of this request decode to about {size:,} bytes, more than the "
+                f"{self.capacity:,} this gateway works on at once ([media] max_inflight_bytes)",
+                param=param,
+            )
+        if not self._waiters and self.in_use + size <= self.capacity:
+            self.in_use += size
+            return
+        if self.wait_s <= 0:
+            raise self._busy(size)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (size, waiter)
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await waiter
+        except BaseException as exc:
+            granted = waiter.done() and not waiter.cancelled()
+            if not granted:
+                waiter.cancel()
+                if entry in self._waiters:  # _wake drops a waiter cancelled before this ran
+                    self._waiters.remove(entry)
+                self._wake()  # a large request leaving the head may let smaller ones in
+            if isinstance(exc, TimeoutError):
+                if granted:
+                    return  # granted as the deadline passed: the bytes are this request's
+                raise self._busy(size) from None
+            if granted:
+                self.release(size)
+            raise
+
+    def release(self, size: int) -> None:
+        """Give back bytes reserved by `acquire` and let the requests in line that now fit in."""
+        self.in_use -= size
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            size, waiter = self._waiters[0]
+            if waiter.done():  # cancelled, its request not yet back to remove it
+                self._waiters.popleft()
+                continue
+            if self.in_use + size > self.capacity:
+                return
+            self._waiters.popleft()
+            self.in_use += size
+            waiter.set_result(None)
+
+    def _busy(self, size: int) -> Overloaded:
+        return Overloaded(
+            f"the gateway is decoding {self.in_use:,} bytes of media for other requests; this "
+            f"request's {size:,} did not fit within {self.wait_s:g} s ([media] "
+            "max_inflight_bytes); retry later",
+            retry_after=max(1.0, self.wait_s),
+        )
