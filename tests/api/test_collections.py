@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -403,3 +405,58 @@ async def test_a_restart_keeps_every_collection_and_item(
                 assert after[0]["id"] == expected[0]["id"]
                 assert after[0]["score"] == pytest.approx(expected[0]["score"], abs=1e-6)
             assert after[0]["metadata"] == {"n": int(after[0]["id"][1:])}
+
+
+async def test_a_name_with_a_trailing_newline_is_a_400_and_makes_no_directory(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    for name in ("a\n", "docs\n", "a\nb"):
+        refused = await gateway.http.post("/v1/collections", json={"name": name})
+        assert error_of(refused, 400)["param"] == "name"
+    root = tmp_path / "cache" / "collections"
+    assert not root.exists() or not any(root.iterdir())
+    assert (await gateway.http.get("/v1/collections")).json()["data"] == []
+
+
+async def test_filters_sqlite_cannot_run_are_400s_naming_the_filter(gateway: Gateway) -> None:
+    await create(gateway, "f", dimensions=128)
+    vector = [1.0] * 128
+    await add(gateway, "f", [{"id": "a", "vector": vector, "metadata": {"n": 2**63 - 1}}])
+    calls = gateway.fake.call_count
+
+    async def searched(filter_: dict[str, Any], **query: Any) -> httpx.Response:
+        body = query or {"vector": vector}
+        return await gateway.http.post("/v1/collections/f/search", json={**body, "filter": filter_})
+
+    for too_big in (2**63, 2**64 - 1):
+        assert error_of(await searched({"n": too_big}), 400)["param"] == "filter.n"
+    for bad_name in ("a\u0000b", 'a"b', "a\\b", "x" * 129, ""):
+        assert error_of(await searched({bad_name: 1}), 400)["param"] == "filter"
+    for fields in (65, 500):
+        wide = await searched({f"f{i}": i for i in range(fields)})
+        assert error_of(wide, 400)["param"] == "filter"
+        assert "at most 64" in error_of(wide, 400)["message"]
+    text_query = await searched({"n": 2**63}, input="paid for only if the filter is good")
+    assert error_of(text_query, 400)["param"] == "filter.n"
+    assert gateway.fake.call_count == calls  # no bad filter reached the upstream
+    edge = await searched({"n": 2**63 - 1})
+    assert edge.status_code == 200 and [h["id"] for h in edge.json()["data"]] == ["a"]
+    widest = await searched({f"f{i}": i for i in range(64)})
+    assert widest.status_code == 200 and widest.json()["data"] == []
+
+
+async def test_a_broken_store_is_a_503_not_a_500(gateway: Gateway, tmp_path: Path) -> None:
+    await create(gateway, "broken", dimensions=128)
+    await add(gateway, "broken", [{"id": "a", "vector": [1.0] * 128, "metadata": {"k": 1}}])
+    store = tmp_path / "cache" / "collections" / "broken" / "store.sqlite"
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        db.execute("DROP TABLE items")  # the file, not the request, is at fault
+    for body in ({"filter": {"k": 1}}, {}):
+        answer = await gateway.http.post(
+            "/v1/collections/broken/search", json={"vector": [1.0] * 128, **body}
+        )
+        assert error_of(answer, 503)["code"] == "collection_unavailable"
+    more = await gateway.http.post(
+        "/v1/collections/broken/items", json={"items": [{"vector": [1.0] * 128}]}
+    )
+    assert error_of(more, 503)["code"] == "collection_unavailable"

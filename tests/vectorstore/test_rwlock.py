@@ -124,7 +124,7 @@ def test_a_waiting_writer_goes_before_readers_that_came_after_it(lock: RWLock) -
 
 @pytest.mark.parametrize("side", ["read", "write"])
 def test_an_exception_inside_releases_the_lock(lock: RWLock, side: str) -> None:
-    with pytest.raises(ValueError), getattr(lock, side)():
+    with pytest.raises(ValueError, match="boom"), getattr(lock, side)():
         raise ValueError("boom")
     log: list[str] = []
     writer = Holder(lock.write, log, "writer")  # needs the lock wholly free
