@@ -6,6 +6,8 @@ import base64
 import io
 import struct
 import wave
+import zlib
+from collections.abc import Sequence
 
 from PIL import Image
 from pypdf import PdfWriter
@@ -94,3 +96,81 @@ def noise_png(width: int, height: int, seed: int = 0) -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(out, format="PNG")
     return out.getvalue()
+
+
+# Hostile files: valid containers with far more structure than any real file, and lying lengths.
+
+
+def mp4_fragmented(mehd_body: bytes) -> bytes:
+    """An MP4 whose mvhd states no duration, so the reader turns to `mvex/mehd` (given raw)."""
+    head = struct.pack(">B3xIIII", 0, 0, 0, 1000, 0)
+    rest = struct.pack(">IH10x36x24xI", 0x00010000, 0x0100, 2)
+    moov = _box(b"moov", _box(b"mvhd", head + rest) + _box(b"mvex", _box(b"mehd", mehd_body)))
+    return _box(b"ftyp", b"iso5\x00\x00\x02\x00iso5mp41") + moov
+
+
+def jpeg_with_fill(fill: int) -> bytes:
+    """A JPEG with `fill` 0xFF fill bytes before its first segment after SOI (legal, if odd)."""
+    whole = jpeg()
+    return whole[:2] + b"\xff" * fill + whole[2:]
+
+
+def png_with_empty_chunks(count: int) -> bytes:
+    """A PNG with `count` empty private chunks (valid CRCs) between IHDR and the image data."""
+    whole = png()
+    chunk = struct.pack(">I4s", 0, b"prIv") + struct.pack(">I", zlib.crc32(b"prIv"))
+    after_ihdr = 8 + 12 + 13
+    return whole[:after_ihdr] + chunk * count + whole[after_ihdr:]
+
+
+def mp4_with_empty_boxes(count: int, seconds: float = 2.0) -> bytes:
+    """An MP4 with `count` empty `free` boxes between ftyp and moov."""
+    whole = mp4(seconds)
+    after_ftyp = struct.unpack_from(">I", whole)[0]
+    return whole[:after_ftyp] + _box(b"free", b"") * count + whole[after_ftyp:]
+
+
+def wav_with_junk_chunks(count: int, seconds: float = 1.0) -> bytes:
+    """A WAV with `count` empty `junk` chunks between `fmt ` and `data`."""
+    whole = wav(seconds)
+    at = whole.index(b"data")
+    return whole[:at] + (b"junk" + struct.pack("<I", 0)) * count + whole[at:]
+
+
+def mp3_behind_id3_tags(count: int, seconds: float = 1.0) -> bytes:
+    """An MP3 behind `count` empty ID3v2 tags (each a bare 10-byte header)."""
+    return b"ID3\x04\x00\x00\x00\x00\x00\x00" * count + mp3(seconds)
+
+
+def raw_pdf(objects: Sequence[bytes], *, trailer: bytes = b"") -> bytes:
+    """A PDF written by hand: object n is objects[n - 1] (1 is the catalog), a correct xref."""
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s >>\n" % (len(objects) + 1, trailer)
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+CATALOG = b"<< /Type /Catalog /Pages 2 0 R >>"
+PAGE = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>"
+
+
+def pdf_encrypted_with(encrypt: bytes) -> bytes:
+    """A one-page PDF whose /Encrypt dictionary is `encrypt`."""
+    file_id = b"<00112233445566778899aabbccddeeff>"
+    return raw_pdf(
+        [CATALOG, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>", PAGE, encrypt],
+        trailer=b"/Encrypt 4 0 R /ID [%s %s]" % (file_id, file_id),
+    )
+
+
+def pdf_page_chain(depth: int) -> bytes:
+    """A PDF of one page at the bottom of a chain of `depth` /Pages nodes."""
+    chain = [b"<< /Type /Pages /Kids [%d 0 R] /Count 1 >>" % (n + 3) for n in range(depth)]
+    return raw_pdf([CATALOG, *chain, b"<< /Type /Page /MediaBox [0 0 1 1] >>"])

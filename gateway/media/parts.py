@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.config import MediaSettings
 from gateway.content.model import Part
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from gateway.media.budget import ScanBudget
 from gateway.media.durations import mp3_seconds, mp4_seconds, wav_seconds
 from gateway.media.images import check_jpeg, check_png
 from gateway.media.pdf_pages import pdf_page_count
@@ -24,7 +25,8 @@ def media_part(
     """Sniff, check and measure one media part; `kind` is set when the field implies one.
 
     Raises PayloadTooLarge (413) over `max_part_bytes`, InvalidRequest when the declared type
-    contradicts the bytes or the file is broken, UnsupportedMedia for types the model cannot take.
+    contradicts the bytes, the file is broken or its walk needs over `max_scan_steps`, and
+    UnsupportedMedia for types the model cannot take.
     """
     if len(data) > settings.max_part_bytes:
         raise PayloadTooLarge(
@@ -52,24 +54,25 @@ def media_part(
         raise InvalidRequest(
             f"`{param}` must hold {_ARTICLE[kind]}, but its bytes are {actual}", param=param
         )
+    budget = ScanBudget(settings.max_scan_steps, param=param)
     try:
-        return _measured(data, actual, actual_kind)
+        return _measured(data, actual, actual_kind, budget)
     except ValueError as exc:
         raise InvalidRequest(
             f"`{param}` is not a valid {actual} file: {exc}", param=param
         ) from None
 
 
-def _measured(data: bytes, mime: str, kind: str) -> Part:
+def _measured(data: bytes, mime: str, kind: str, budget: ScanBudget) -> Part:
     if mime == "image/png":
-        check_png(data)
+        check_png(data, budget)
     elif mime == "image/jpeg":
-        check_jpeg(data)
+        check_jpeg(data, budget)
     if kind == "pdf":
-        return Part(kind=kind, mime_type=mime, data=data, pages=pdf_page_count(data))
+        return Part(kind=kind, mime_type=mime, data=data, pages=pdf_page_count(data, budget))
     if kind in ("audio", "video"):
         reader = {"audio/wav": wav_seconds, "audio/mp3": mp3_seconds}.get(mime, mp4_seconds)
-        seconds = reader(data)
+        seconds = reader(data, budget)
         if seconds <= 0:
             raise ValueError("it has no playable length")
         return Part(kind=kind, mime_type=mime, data=data, seconds=seconds)

@@ -80,6 +80,12 @@ def sniff_mime(data: bytes) -> str:
     return _other(head, data)
 
 
+def tag_name(kind: bytes) -> str:
+    """A four-byte box or chunk type for a message: its letters, or hex when not printable."""
+    text = kind.decode("latin-1")
+    return text if text.isascii() and text.isprintable() else kind.hex()
+
+
 def _ftyp(data: bytes) -> str:
     major = data[8:12]
     if major in _FTYP_OTHER:

@@ -18,6 +18,9 @@ MOV = media_part(media.mp4(30.0, brand=b"qt  "), None, param="p", settings=SETTI
 WAV = media_part(media.wav(50.0, rate=800), None, param="p", settings=SETTINGS)
 
 TOML = """
+[embeddings]
+default_model = "future-embedding"
+
 [[models]]
 id = "future-embedding"
 max_images = 2
