@@ -16,6 +16,7 @@ from gateway.api.collections import routes as collections
 from gateway.api.deps import Services
 from gateway.api.encoding.views import ViewCache
 from gateway.api.gemini import routes as gemini
+from gateway.api.http.allow import options_handlers
 from gateway.api.http.auth import ClientAuth
 from gateway.api.http.error_bodies import error_response
 from gateway.api.http.limits import request_frame
@@ -68,7 +69,8 @@ def create_app(
         upstream = None  # built nothing: nothing to close
     elif upstream is None:
         upstream = build_upstream(settings, secrets)
-    cache = VectorCache(settings.cache)
+    # nothing stores without an upstream, so a read-only warm cache can serve its hits
+    cache = VectorCache(settings.cache, writes=upstream is not None)
     scheduler = (
         Scheduler(
             upstream,
@@ -122,14 +124,9 @@ def create_app(
 
     static_headers = {"x-gateway-upstream": "fake"} if fake else {}
     static_fields: dict[str, Any] = {"upstream": "fake"} if fake else {}
+    routes = [*openai.ROUTES, *gemini.ROUTES, *collections.ROUTES, *ops.ROUTES, *docs.ROUTES]
     return Litestar(
-        route_handlers=[
-            *openai.ROUTES,
-            *gemini.ROUTES,
-            *collections.ROUTES,
-            *ops.ROUTES,
-            *docs.ROUTES,
-        ],
+        route_handlers=[*options_handlers(routes), *routes],  # OPTIONS first: see http/allow.py
         state=_state(services),
         lifespan=[lifespan],
         exception_handlers={Exception: error_response},

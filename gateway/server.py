@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import socket
 
 import msgspec
 from litestar import Litestar
 
-from gateway.config import Settings
+from gateway.cache.opening import preflight
+from gateway.config import Settings, load_secrets
 from gateway.errors import ConfigError
 
 SETTINGS_ENV = "GATEWAY__SETTINGS"
@@ -39,6 +41,7 @@ def serve(settings: Settings) -> None:
     from granian.http import HTTP1Settings
 
     ensure_port_free(settings.server.host, settings.server.port)
+    preflight(settings, load_secrets(os.environ))  # a bad cache dir stops here, not in a worker
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     Granian(
         target="gateway.server:asgi_app",
@@ -60,6 +63,9 @@ def serve(settings: Settings) -> None:
         # server down with it; granian still exits when a fresh worker dies within 5.5 s.
         respawn_failed_workers=True,
     ).serve()
+    # Stopped. Interpreter exit restores the default SIGTERM action, so a second SIGTERM now
+    # (a group kill after the first, systemd's way) would turn exit 0 into "killed".
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def ensure_port_free(host: str, port: int) -> None:

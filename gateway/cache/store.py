@@ -1,11 +1,19 @@
-"""VectorCache: full float32 vectors on diskcache, with a small in-memory tier for hot keys."""
+"""VectorCache: full float32 vectors on diskcache, with a small in-memory tier for hot keys.
+
+A directory this process cannot write (a warm cache baked into a read-only image layer or volume)
+is opened read-only when the caller never stores (cache-only mode, `gateway cache stats`): reads
+then go through plain SQL on diskcache's table (table.py). Anything that must write refuses such
+a directory at open, with one line naming it (ConfigError), not a traceback at the first miss.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,13 +22,12 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from gateway.cache import generation
 from gateway.cache.health import StoreHealth
+from gateway.cache.opening import open_directory, size_limit
 from gateway.config import CacheSettings
 from gateway.core.lru import ByteLRU
 from gateway.errors import CacheError
-
-# size_limit_bytes = 0 means unbounded; diskcache needs a number, so "as good as infinite".
-_UNBOUNDED = 2**62
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -80,18 +87,24 @@ class VectorCache:
     so the cache is at most `size_limit_bytes` between batches and evictions are counted exactly.
     """
 
-    def __init__(self, settings: CacheSettings) -> None:
+    def __init__(
+        self,
+        settings: CacheSettings,
+        *,
+        writes: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Open `settings.dir`; with `writes` False a directory that cannot be written is read
+        read-only. ConfigError, naming the directory and the fix, when neither works."""
         self.settings = settings
-        Path(settings.dir).mkdir(parents=True, exist_ok=True)
-        self.size_limit = settings.size_limit_bytes if settings.size_limit_bytes > 0 else _UNBOUNDED
-        self._disk = diskcache.Cache(
-            settings.dir,
-            size_limit=self.size_limit,
-            eviction_policy=settings.eviction_policy,
-            cull_limit=0,
-            statistics=False,
-        )
+        self.path = Path(os.path.abspath(settings.dir))  # stats and logs say where, whatever cwd
+        self.size_limit = size_limit(settings)
+        self._disk, self.table = open_directory(self.path, settings, self.size_limit, writes=writes)
+        self.read_only = self._disk is None
+        self._get = self._disk.get if self._disk is not None else self.table.get
         self.hot = hot_tier(settings.memory_bytes)
+        self.watch = generation.GenerationWatch(self.path, clock=clock)
+        self._generation = 0
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cache")
         self._cull_lock = threading.Lock()
         self.evictions = 0
@@ -100,10 +113,32 @@ class VectorCache:
 
     @property
     def directory(self) -> str:
-        return str(self._disk.directory)
+        """The cache directory, absolute."""
+        return str(self.path)
+
+    @property
+    def generation(self) -> int:
+        """Moves whenever entries were removed or rewritten, here or by `gateway cache prune`,
+        `verify --fix` or `import --overwrite` in another process (seen within POLL_S).
+
+        The hot tier is cleared then; a memo of answers or rows built from cached vectors keeps
+        the generation it filled at and drops its entries once this differs.
+        """
+        if self.watch.changed():
+            self.hot.clear()
+            self._generation += 1
+        return self._generation
+
+    def entries_changed(self) -> None:
+        """Entries were removed or rewritten: tell this process's memos and every server's."""
+        self.hot.clear()
+        self._generation += 1
+        generation.bump(self.path)
+        self.watch.resync()
 
     def get_hot(self, keys: Iterable[bytes]) -> dict[bytes, Cached]:
-        """The keys found in the memory tier (no I/O)."""
+        """The keys found in the memory tier (no I/O but a stat() every POLL_S)."""
+        self.generation  # noqa: B018 (a clock read; drops the hot tier after an admin change)
         found: dict[bytes, Cached] = {}
         for key in keys:
             item = self.hot.get(key)
@@ -126,13 +161,16 @@ class VectorCache:
 
     def _read(self, keys: list[bytes]) -> dict[bytes, Cached]:
         found: dict[bytes, Cached] = {}
+        get = self._get
         try:
             for key in keys:
-                item = _to_cached(self._disk.get(key))
+                item = _to_cached(get(key))
                 if item is not None:
                     found[key] = item
         except diskcache.Timeout as exc:
             raise CacheError("the cache is busy; try again") from exc
+        except sqlite3.Error as exc:  # the read-only path: diskcache is not in between
+            raise CacheError(f"the cache cannot be read: {exc}") from exc
         return found
 
     async def set_many(self, model: str, items: Mapping[bytes, Cached]) -> None:
@@ -155,12 +193,13 @@ class VectorCache:
     def put_records(self, records: Mapping[bytes, Record], *, overwrite: bool = True) -> int:
         """Write records in one transaction (all or none), then hold the size bound; sync."""
         written = 0
+        disk = self._writable()
         try:
-            with self._disk.transact():
+            with disk.transact():
                 for key, record in records.items():
-                    if not overwrite and key in self._disk:
+                    if not overwrite and key in disk:
                         continue
-                    self._disk.set(key, _encode(record))
+                    disk.set(key, _encode(record))
                     written += 1
         except diskcache.Timeout as exc:
             raise CacheError("the cache is busy; the vectors were not stored") from exc
@@ -170,10 +209,11 @@ class VectorCache:
 
     def enforce_bound(self) -> int:
         """Evict by the configured policy until the cache fits its size limit; the count."""
-        if self._disk.volume() <= self.size_limit or not self._cull_lock.acquire(blocking=False):
+        disk = self._writable()
+        if disk.volume() <= self.size_limit or not self._cull_lock.acquire(blocking=False):
             return 0
         try:
-            removed = int(self._disk.cull(retry=True))
+            removed = int(disk.cull(retry=True))
             self.evictions += removed
         finally:
             self._cull_lock.release()
@@ -181,58 +221,74 @@ class VectorCache:
 
     def evict_to(self, target_bytes: int) -> int:
         """Evict by the configured policy until the cache holds at most `target_bytes`."""
+        disk = self._writable()
         with self._cull_lock:
-            self._disk.reset("size_limit", target_bytes)
+            disk.reset("size_limit", target_bytes)
             try:
-                removed = int(self._disk.cull(retry=True))
+                removed = int(disk.cull(retry=True))
             finally:
-                self._disk.reset("size_limit", self.size_limit)
+                disk.reset("size_limit", self.size_limit)
             self.evictions += removed
-        self.hot.clear()
+        if removed:
+            self.entries_changed()
         return removed
 
     def iter_records(self) -> Iterator[tuple[bytes, Record | None]]:
         """Every stored key and its Record (None when damaged), in storage order; sync."""
-        for key in self._disk:
-            if isinstance(key, bytes):
-                yield key, decode_record(self._disk.get(key))
+        for key, raw in self.table.records():
+            yield key, decode_record(raw)
 
     def delete(self, keys: Iterable[bytes]) -> int:
         """Remove keys from disk and memory in one transaction; how many were there."""
+        disk = self._writable()
         removed = 0
-        with self._disk.transact():
+        with disk.transact():
             for key in keys:
-                removed += bool(self._disk.delete(key, retry=True))
-                self.hot.discard(key)
+                removed += bool(disk.delete(key, retry=True))
+        if removed:
+            self.entries_changed()
         return removed
 
     def integrity(self, *, fix: bool = False) -> list[str]:
-        """SQLite and file-store consistency problems diskcache finds (fixed when `fix`)."""
-        import warnings
+        """SQLite and file-store consistency problems (fixed when `fix`).
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            self._disk.check(fix=fix, retry=True)
-        return [str(w.message) for w in caught]
+        Only diskcache's own files are looked at: its own check() walks the whole directory and,
+        fixing, deletes every file it does not know, collections under `<dir>/collections` too.
+        """
+        if not fix:
+            return self.table.problems()
+        self._writable()
+        found = self.table.mend()
+        if found:
+            self.entries_changed()
+        return found
 
     def check(self) -> bool:
         """True when the cache answers a read."""
         try:
-            self._disk.get(b"\0readyz")
+            self._get(b"\0readyz")
         except Exception:
             return False
         return True
 
     def stats(self) -> dict[str, int]:
         """Entries and bytes on disk, the bound, evictions so far, entries in memory."""
+        disk = self._disk
         return {
-            "entries": len(self._disk),
-            "disk_bytes": int(self._disk.volume()),
+            "entries": len(disk) if disk is not None else self.table.count(),
+            "disk_bytes": int(disk.volume()) if disk is not None else self.table.volume(),
             "size_limit_bytes": self.settings.size_limit_bytes,
             "evictions": self.evictions,
             "memory_entries": len(self.hot),
         }
 
+    def _writable(self) -> diskcache.Cache:
+        if self._disk is None:
+            raise CacheError(f"the cache at {self.path} is open read-only")
+        return self._disk
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        self._disk.close()
+        self.table.close()
+        if self._disk is not None:
+            self._disk.close()
