@@ -1,47 +1,103 @@
-"""Probes: /healthz says the process is alive, /readyz says it can serve."""
+"""Probes: /healthz says the process is alive, /readyz says it can serve. Both answer HEAD too
+(the same status and headers, no body), as load balancers and uptime checkers send it."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Request, Response, get, route
 
 from gateway.api.deps import services_of
+from gateway.api.http.openapi import Operation, declare
+from gateway.api.http.raw_response import RawJSON
 from gateway.observability.metrics import render
 
 _encode = msgspec.json.Encoder().encode
+_JSON = (b"content-type", b"application/json")
 
 
-@get("/healthz", summary="Liveness probe")
-async def healthz() -> Response[bytes]:
+class Health(msgspec.Struct):
+    status: Literal["ok"]
+
+
+class Checks(msgspec.Struct, omit_defaults=True):
+    cache: Literal["ok", "failing"]
+    upstream: Literal["online", "cache-only", "fake"]
+    breaker: Literal["closed", "open", "half-open"] | None = None
+    note: str | None = None
+
+
+class Readiness(msgspec.Struct):
+    """200 while the cache answers; an open breaker keeps it 200 (hits are still served)."""
+
+    status: Literal["ready", "not ready"]
+    checks: Checks
+
+
+_HEALTHY = _encode(Health("ok"))
+
+
+def probe_answer(request: Request[Any, Any, Any], body: bytes, status: int = 200) -> RawJSON:
+    """The probe's JSON; for HEAD the same status and headers without the body."""
+    headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    if request.method == "HEAD":
+        body = b""
+    return RawJSON(body, status=status, raw_headers=headers)
+
+
+@route(
+    "/healthz",
+    http_method=["GET", "HEAD"],
+    opt=declare(
+        Operation(
+            id="healthz", tag="Operations", summary="Liveness probe", response=Health, open=True
+        )
+    ),
+)
+async def healthz(request: Request[Any, Any, Any]) -> RawJSON:
     """Alive: the event loop answers."""
-    return Response(_encode({"status": "ok"}), media_type="application/json")
+    return probe_answer(request, _HEALTHY)
 
 
-@get("/readyz", summary="Readiness probe")
-async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
+@route(
+    "/readyz",
+    http_method=["GET", "HEAD"],
+    opt=declare(
+        Operation(
+            id="readyz",
+            tag="Operations",
+            summary="Readiness probe",
+            description="Ready: the cache answers and the upstream is configured (or the mode"
+            " needs none). 503 while the cache cannot be read.",
+            response=Readiness,
+            errors=(503,),
+            open=True,
+        )
+    ),
+)
+async def readyz(request: Request[Any, Any, Any]) -> RawJSON:
     """Ready: the cache answers and the upstream is configured (or the mode needs none)."""
     services = services_of(request)
     cache_ok = await asyncio.to_thread(services.cache.check)
-    mode = "online" if services.embedder.online else "cache-only"
-    checks = {
-        "cache": "ok" if cache_ok else "failing",
-        "upstream": "fake" if services.fake_upstream and services.embedder.online else mode,
-    }
+    mode: Literal["online", "cache-only"] = "online" if services.embedder.online else "cache-only"
+    checks = Checks(
+        cache="ok" if cache_ok else "failing",
+        upstream="fake" if services.fake_upstream and services.embedder.online else mode,
+    )
     scheduler = services.embedder.scheduler
     if scheduler is not None:
         # An open breaker keeps /readyz at 200: hits are still served, misses answer 503 fast.
-        checks["breaker"] = scheduler.breaker_state
+        checks.breaker = scheduler.breaker_state
         if scheduler.breaker_state != "closed":
-            checks["note"] = (
+            checks.note = (
                 "circuit breaker open: cached inputs are served, misses fail fast"
                 f" for {scheduler.breaker.retry_after:.0f} s more"
             )
     ready = cache_ok
-    body = {"status": "ready" if ready else "not ready", "checks": checks}
-    return Response(_encode(body), status_code=200 if ready else 503, media_type="application/json")
+    body = _encode(Readiness("ready" if ready else "not ready", checks))
+    return probe_answer(request, body, 200 if ready else 503)
 
 
 @get("/metrics", include_in_schema=False)

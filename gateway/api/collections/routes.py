@@ -13,6 +13,7 @@ import numpy as np
 from litestar import Request, delete, get, post
 from numpy.typing import NDArray
 
+from gateway.api.collections import schema
 from gateway.api.collections.bodies import (
     AddBody,
     CreateBody,
@@ -26,6 +27,7 @@ from gateway.api.collections.bodies import (
 )
 from gateway.api.deps import Services, services_of
 from gateway.api.http.cache_headers import cache_headers
+from gateway.api.http.openapi import Operation, declare
 from gateway.api.http.raw_response import RawJSON
 from gateway.api.openai.routes import resolve_model
 from gateway.errors import InvalidRequest
@@ -69,7 +71,24 @@ def _usage(tokens: int) -> dict[str, int]:
     return {"prompt_tokens": tokens, "total_tokens": tokens}
 
 
-@post("/v1/collections", status_code=200, summary="Create a collection")
+_EMBEDS = (400, 404, 408, 413, 429, 502, 503, 504)  # routes that may embed inputs
+_TAG = "Collections"
+
+
+@post(
+    "/v1/collections",
+    status_code=200,
+    opt=declare(
+        Operation(
+            id="createCollection",
+            tag=_TAG,
+            summary="Create a collection",
+            body=schema.CreateCollection,
+            response=schema.CollectionCard,
+            errors=(400, 404, 408, 409, 413, 503),
+        )
+    ),
+)
 async def create_collection(request: Request[Any, Any, Any]) -> RawJSON:
     """A new, empty collection of one model's vectors at one size and storage dtype."""
     services = services_of(request)
@@ -95,7 +114,17 @@ async def create_collection(request: Request[Any, Any, Any]) -> RawJSON:
     return RawJSON(_encode(_card(collection)))
 
 
-@get("/v1/collections", summary="List collections")
+@get(
+    "/v1/collections",
+    opt=declare(
+        Operation(
+            id="listCollections",
+            tag=_TAG,
+            summary="List collections",
+            response=schema.CollectionList,
+        )
+    ),
+)
 async def list_collections(request: Request[Any, Any, Any]) -> RawJSON:
     """Every collection with its parameters and size."""
     manager = _manager(services_of(request))
@@ -103,13 +132,36 @@ async def list_collections(request: Request[Any, Any, Any]) -> RawJSON:
     return RawJSON(_encode({"object": "list", "data": cards}))
 
 
-@get("/v1/collections/{name:str}", summary="Retrieve a collection")
+@get(
+    "/v1/collections/{name:str}",
+    opt=declare(
+        Operation(
+            id="retrieveCollection",
+            tag=_TAG,
+            summary="Retrieve a collection",
+            response=schema.CollectionCard,
+            errors=(404,),
+        )
+    ),
+)
 async def get_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """One collection, including its index status (loading, rebuilding with progress, ready)."""
     return RawJSON(_encode(_card(_manager(services_of(request)).peek(name))))
 
 
-@delete("/v1/collections/{name:str}", status_code=200, summary="Delete a collection")
+@delete(
+    "/v1/collections/{name:str}",
+    status_code=200,
+    opt=declare(
+        Operation(
+            id="deleteCollection",
+            tag=_TAG,
+            summary="Delete a collection",
+            response=schema.CollectionDeleted,
+            errors=(404, 503),
+        )
+    ),
+)
 async def delete_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """Delete a collection, its items and its index files."""
     request_state(request.scope).update(collection=name)
@@ -117,7 +169,23 @@ async def delete_collection(request: Request[Any, Any, Any], name: str) -> RawJS
     return RawJSON(_encode({"object": "collection.deleted", "name": name, "deleted": True}))
 
 
-@post("/v1/collections/{name:str}/items", status_code=200, summary="Add or replace items")
+@post(
+    "/v1/collections/{name:str}/items",
+    status_code=200,
+    opt=declare(
+        Operation(
+            id="addItems",
+            tag=_TAG,
+            summary="Add or replace items",
+            description="Embeds inputs (through the cache) or takes vectors; an item with a known"
+            " id is replaced.",
+            body=schema.AddItems,
+            response=schema.ItemsAdded,
+            errors=_EMBEDS,
+            cache_headers=True,
+        )
+    ),
+)
 async def add_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """Embed inputs (through the cache) or take vectors; items with a known id are replaced."""
     services = services_of(request)
@@ -172,7 +240,21 @@ async def add_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
     return RawJSON(_encode(answer), headers=headers)
 
 
-@delete("/v1/collections/{name:str}/items", status_code=200, summary="Delete items")
+@delete(
+    "/v1/collections/{name:str}/items",
+    status_code=200,
+    opt=declare(
+        Operation(
+            id="deleteItems",
+            tag=_TAG,
+            summary="Delete items",
+            description="Ids that do not exist are not an error.",
+            body=schema.DeleteItems,
+            response=schema.ItemsDeleted,
+            errors=(400, 404, 408, 413, 503),
+        )
+    ),
+)
 async def delete_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """Delete items by id; ids that do not exist are not an error."""
     manager = _manager(services_of(request))
@@ -189,7 +271,23 @@ async def delete_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
     return RawJSON(_encode(answer))
 
 
-@post("/v1/collections/{name:str}/search", status_code=200, summary="Search a collection")
+@post(
+    "/v1/collections/{name:str}/search",
+    status_code=200,
+    opt=declare(
+        Operation(
+            id="searchCollection",
+            tag=_TAG,
+            summary="Search a collection",
+            description="The k items nearest to an input or a vector, optionally only those whose"
+            " metadata matches `filter`.",
+            body=schema.SearchCollection,
+            response=schema.SearchResults,
+            errors=_EMBEDS,
+            cache_headers=True,
+        )
+    ),
+)
 async def search_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """The k items nearest to an input or a vector, optionally only those matching a filter."""
     services = services_of(request)

@@ -14,6 +14,45 @@ from gateway.observability.request_log import request_id, request_state
 
 _encode = msgspec.json.Encoder().encode
 log = structlog.get_logger("gateway")
+_MAX_PATH_ECHO = 200
+
+
+class OpenAIError(msgspec.Struct):
+    """OpenAI's error object: all four keys always present; `param` names the bad field."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorBody(msgspec.Struct):
+    """The error envelope of the OpenAI-dialect and collections routes."""
+
+    error: OpenAIError
+
+
+class RetryInfo(msgspec.Struct, rename={"type": "@type"}):
+    """google.rpc.RetryInfo: how long to wait before retrying, e.g. `"7s"`."""
+
+    type: str
+    retryDelay: str
+
+
+class RpcStatus(msgspec.Struct, omit_defaults=True):
+    """google.rpc.Status, as Google's REST API answers it."""
+
+    code: int
+    message: str
+    status: str
+    details: list[RetryInfo] | None = None
+
+
+class GeminiErrorBody(msgspec.Struct):
+    """The error envelope of the Gemini-dialect routes."""
+
+    error: RpcStatus
+
 
 _STATUS_BY_CODE = {
     400: "INVALID_ARGUMENT",
@@ -47,7 +86,7 @@ def gateway_error_of(exc: Exception) -> GatewayError:
         if code == 413:
             return PayloadTooLarge("the request body is larger than the server accepts")
         if code == 404:
-            return NotFound(f"no such route: {exc.detail}" if exc.detail else "no such route")
+            return NotFound("no such route")
         if code == 405:
             return InvalidRequest("method not allowed on this route", status=405)
         if code < 500:
@@ -68,8 +107,13 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
             route=request.scope["path"],
             exc_info=exc,
         )
-    gemini = is_gemini_path(request.scope["path"])
-    return render(error, gemini=gemini)
+    path = request.scope["path"]
+    if isinstance(exc, HTTPException) and exc.status_code in (404, 405):
+        error.message = f"{error.message}: {request.method} {path[:_MAX_PATH_ECHO]}"
+    response = render(error, gemini=is_gemini_path(path))
+    if isinstance(exc, HTTPException) and exc.headers and "allow" in exc.headers:
+        response.headers["allow"] = exc.headers["allow"]  # 405: the methods this path serves
+    return response
 
 
 def render(error: GatewayError, *, gemini: bool) -> Response[bytes]:
@@ -80,33 +124,22 @@ def render(error: GatewayError, *, gemini: bool) -> Response[bytes]:
     if not error.should_retry:
         headers["x-should-retry"] = "false"
     status = error.http_status
-    body: dict[str, Any]
+    body: GeminiErrorBody | OpenAIErrorBody
     if gemini:
-        details: list[dict[str, str]] = []
+        details = None
         if error.retry_after is not None:
-            details.append(
-                {
-                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                    "retryDelay": f"{error.retry_after:g}s",
-                }
-            )
+            retry = RetryInfo("type.googleapis.com/google.rpc.RetryInfo", f"{error.retry_after:g}s")
+            details = [retry]
         rpc_status = (
             error.gemini_status
             if status == error.status
             else _STATUS_BY_CODE.get(status, error.gemini_status)
         )
-        body = {"error": {"code": status, "message": error.message, "status": rpc_status}}
-        if details:
-            body["error"]["details"] = details
+        body = GeminiErrorBody(RpcStatus(status, error.message, rpc_status, details))
     else:
-        body = {
-            "error": {
-                "message": error.message,
-                "type": error.openai_type,
-                "param": error.param,
-                "code": error.code,
-            }
-        }
+        body = OpenAIErrorBody(
+            OpenAIError(error.message, error.openai_type, error.param, error.code)
+        )
     return Response(
         _encode(body), status_code=status, media_type="application/json", headers=headers
     )

@@ -1,0 +1,147 @@
+"""The collections API's bodies as the OpenAPI document describes them.
+
+The route decodes with the Structs in bodies.py (misspelt fields are a 400, hence
+`additionalProperties: false` here too); tests/api/test_openapi.py keeps both in step.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from gateway.api.openai.schema import Element, ModelName, Usage
+
+Name = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="1-64 letters, digits, '_', '-' or '.', starting with a letter or digit.",
+    ),
+]
+Vector = Annotated[
+    list[float], Meta(description="A vector of the collection's dimensions; it is normalised.")
+]
+Metadata = Annotated[
+    dict[str, Any], Meta(description="Any JSON object up to 64 KiB; search filters match on it.")
+]
+
+
+class _Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class CreateCollection(_Body):
+    """A new, empty collection of one model's vectors at one size and storage dtype."""
+
+    name: Name
+    model: ModelName | None = None
+    dimensions: Annotated[int, Meta(description="The model's size range.")] | None = None
+    dtype: Literal["f32", "f16", "i8", "b1"] = "f32"
+    metric: Literal["cos"] = "cos"
+    connectivity: Annotated[int, Meta(ge=2, le=128)] | None = None
+    expansion_add: Annotated[int, Meta(ge=1, le=4096)] | None = None
+    expansion_search: Annotated[int, Meta(ge=1, le=4096)] | None = None
+    rescore_multiple: Annotated[int, Meta(ge=1, le=256)] | None = None
+
+
+class NewItem(_Body):
+    """An item: exactly one of `input` (embedded through the cache) or `vector`."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    input: Element = msgspec.UNSET
+    vector: Vector | None = None
+    metadata: Metadata | None = None
+
+
+class AddItems(_Body):
+    items: Annotated[list[NewItem], Meta(min_length=1)]
+
+
+class DeleteItems(_Body):
+    ids: list[str]
+
+
+class SearchCollection(_Body):
+    """Exactly one of `input` or `vector`; `filter` keeps items whose metadata equals it."""
+
+    input: Element = msgspec.UNSET
+    vector: Vector | None = None
+    k: Annotated[int, Meta(ge=1, le=1000)] = 10
+    filter: dict[str, str | int | float | bool | None] | None = None
+    rescore: bool | None = None
+
+
+class Progress(msgspec.Struct):
+    done: int
+    total: int
+
+
+class IndexInfo(msgspec.Struct):
+    search: Literal["exact", "hnsw", "flat-b1"]
+    memory_bytes: int
+    deleted_slots: int
+
+
+class CollectionCard(msgspec.Struct):
+    """A collection's parameters, size and index status."""
+
+    object: Literal["collection"]
+    name: str
+    model: str
+    dimensions: int
+    dtype: str
+    metric: str
+    connectivity: int
+    expansion_add: int
+    expansion_search: int
+    rescore_multiple: int
+    created: int
+    count: int
+    status: Literal["loading", "ready", "rebuilding", "indexing", "compacting", "closed"]
+    progress: Progress
+    index: IndexInfo
+
+
+class CollectionList(msgspec.Struct):
+    object: Literal["list"]
+    data: list[CollectionCard]
+
+
+class CollectionDeleted(msgspec.Struct):
+    object: Literal["collection.deleted"]
+    name: str
+    deleted: bool
+
+
+class ItemsAdded(msgspec.Struct):
+    object: Literal["collection.items"]
+    collection: str
+    ids: list[str]
+    added: int
+    replaced: int
+    count: int
+    usage: Usage
+
+
+class ItemsDeleted(msgspec.Struct):
+    object: Literal["collection.items.deleted"]
+    collection: str
+    deleted: int
+    count: int
+
+
+class SearchResult(msgspec.Struct):
+    object: Literal["search.result"]
+    id: str
+    score: float
+    metadata: dict[str, Any] | None
+
+
+class SearchResults(msgspec.Struct):
+    object: Literal["list"]
+    data: list[SearchResult]
+    collection: str
+    model: str
+    usage: Usage

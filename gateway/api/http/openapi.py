@@ -1,0 +1,237 @@
+"""The OpenAPI document, built from what each route declares and the msgspec Structs of its bodies.
+
+The embedding routes read raw bytes and decode them with their own lean Structs, so litestar
+cannot see their bodies. Each route handler instead carries its `Operation`s in `opt` (see
+`declare`), and `build` turns the app's routes into an OpenAPI 3.1 document once, on the first
+request for it: nothing of this runs on the hot path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar.routes import HTTPRoute
+from litestar.routes.base import BaseRoute
+
+from gateway.api.http.error_bodies import GeminiErrorBody, OpenAIErrorBody
+
+OPT_KEY = "openapi"
+MODEL_MARK = "x-gateway-model"  # a string the builder turns into an enum of the configured models
+_REF = "#/components/schemas/{name}"
+_PARAM = re.compile(r"\{(\w+)\}")
+
+ERROR_TEXT = {
+    400: "Bad input; the message (and `param` on OpenAI routes) names the field. Nothing was"
+    " sent upstream.",
+    401: "Missing or wrong client key (auth is on: GATEWAY_API_KEYS is set).",
+    404: "No such model, collection or route.",
+    408: "The request body did not arrive within [server] body_timeout_s.",
+    409: "A collection of that name exists already.",
+    413: "The body, a media part or the request's media are over a configured size.",
+    429: "Rate limited, by the gateway or upstream; `retry-after` says when to retry.",
+    502: "The upstream failed or answered something unusable.",
+    503: "No upstream to ask (cache-only mode and not cached, breaker open), a local bound is"
+    " reached, or a collection cannot be used.",
+    504: "The upstream did not answer within the request's deadline.",
+}
+_HEADERS: dict[str, dict[str, Any]] = {
+    "x-request-id": {"description": "The id of this request in the gateway's log."},
+    "x-cache": {
+        "description": "HIT when every input was served locally, MISS when none, else PARTIAL.",
+        "schema": {"type": "string", "enum": ["HIT", "MISS", "PARTIAL"]},
+    },
+    "x-cache-hits": {
+        "description": "k/n: k of the n inputs were served locally.",
+        "schema": {"type": "string", "pattern": r"^\d+/\d+$"},
+    },
+    "retry-after": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "string", "pattern": r"^\d+$"},
+    },
+    "x-should-retry": {
+        "description": "`false` where retrying the same request cannot help.",
+        "schema": {"type": "string", "enum": ["false"]},
+    },
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Operation:
+    """What one route handler declares for the document: its bodies, errors and dialect."""
+
+    id: str
+    tag: str
+    summary: str
+    description: str = ""
+    body: Any = None  # a msgspec type: the JSON request body
+    response: Any = None  # a msgspec type: the 200 answer's JSON body
+    errors: tuple[int, ...] = ()
+    gemini: bool = False  # errors as google.rpc.Status instead of OpenAI's envelope
+    cache_headers: bool = False  # the answer carries x-cache and x-cache-hits
+    path: tuple[str, str] | None = None  # rewrite of the route's path template (old, new)
+    open: bool = False  # no client key needed (probes)
+    components: tuple[Any, ...] = ()  # types referenced only from hand-written schema fragments
+
+
+def declare(*operations: Operation) -> dict[str, Any]:
+    """The `opt=` of a route handler that documents these operations."""
+    return {OPT_KEY: operations}
+
+
+def ref(name: str) -> dict[str, str]:
+    """A JSON Schema reference to a component of the document."""
+    return {"$ref": _REF.format(name=name)}
+
+
+def build(
+    routes: Iterable[BaseRoute],
+    *,
+    title: str,
+    version: str,
+    models: Sequence[str],
+    auth: bool,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `routes` as they are configured in this process."""
+    found: list[tuple[str, str, Operation]] = []
+    for route in routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if handler.include_in_schema is False or "OPTIONS" in handler.http_methods:
+                continue
+            operations = handler.opt.get(OPT_KEY) or (_undeclared(handler),)
+            for verb in sorted(handler.http_methods):
+                found.extend((route.path_format, verb.lower(), op) for op in operations)
+    types: list[Any] = [OpenAIErrorBody, GeminiErrorBody]
+    for _, _, op in found:
+        types += [t for t in (op.body, op.response, *op.components) if t is not None]
+    unique = list(dict.fromkeys(types))
+    refs, schemas = msgspec.json.schema_components(unique, ref_template=_REF)
+    ref_of = dict(zip(unique, refs, strict=True))
+    _mark_models(schemas, list(models))
+    paths: dict[str, dict[str, Any]] = {}
+    for route_path, method, op in found:
+        path = route_path.replace(*op.path) if op.path else route_path
+        paths.setdefault(path, {})[method] = _operation(op, path, method, models, ref_of, auth)
+    responses = {
+        f"{dialect}{status}": _error(status, ref_of[body])
+        for dialect, body in (("OpenAI", OpenAIErrorBody), ("Gemini", GeminiErrorBody))
+        for status in ERROR_TEXT
+    }
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": _DESCRIPTION},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "responses": responses,
+            "headers": _headers(),
+        },
+    }
+    if auth:
+        document["components"]["securitySchemes"] = _SECURITY
+        document["security"] = [{name: []} for name in _SECURITY]
+    return document
+
+
+_DESCRIPTION = (
+    "A caching gateway for Gemini Embedding 2 that speaks OpenAI's embeddings API (with a"
+    " multimodal extension) and Google's REST API. Errors come in the caller's dialect:"
+    ' OpenAI\'s `{"error":{"message","type","param","code"}}` on the OpenAI and collections'
+    " routes, google.rpc.Status on the Gemini routes."
+)
+_SECURITY: dict[str, dict[str, str]] = {
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "googApiKey": {"type": "apiKey", "in": "header", "name": "x-goog-api-key"},
+    "keyQuery": {"type": "apiKey", "in": "query", "name": "key"},
+}
+
+
+def _undeclared(handler: Any) -> Operation:
+    """A handler without an Operation still appears, so a test can see what it lacks."""
+    return Operation(id=handler.handler_name, tag="undeclared", summary=handler.summary or "")
+
+
+def _mark_models(node: Any, models: list[str]) -> None:
+    """Every string marked MODEL_MARK becomes an enum of the configured models and aliases."""
+    if isinstance(node, dict):
+        if node.pop(MODEL_MARK, False):
+            node["enum"] = models
+        for value in node.values():
+            _mark_models(value, models)
+    elif isinstance(node, list):
+        for value in node:
+            _mark_models(value, models)
+
+
+def _operation(
+    op: Operation,
+    path: str,
+    method: str,
+    models: Sequence[str],
+    ref_of: dict[Any, dict[str, Any]],
+    auth: bool,
+) -> dict[str, Any]:
+    version = path.split("/", 2)[1]
+    suffix = "" if version == "v1" else version.capitalize() if version == "v1beta" else "Root"
+    out: dict[str, Any] = {
+        "operationId": op.id + suffix,
+        "tags": [op.tag],
+        "summary": op.summary,
+    }
+    if op.description:
+        out["description"] = op.description
+    parameters = [_path_parameter(name, models) for name in _PARAM.findall(path)]
+    if parameters:
+        out["parameters"] = parameters
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": ref_of[op.body]}},
+        }
+    ok: dict[str, Any] = {"description": "OK", "headers": {"x-request-id": _header("x-request-id")}}
+    if op.cache_headers:
+        ok["headers"] |= {name: _header(name) for name in ("x-cache", "x-cache-hits")}
+    if op.response is not None:
+        ok["content"] = {"application/json": {"schema": ref_of[op.response]}}
+    responses: dict[str, Any] = {"200": ok}
+    errors = set(op.errors) | ({401} if auth and not op.open else set())
+    dialect = "Gemini" if op.gemini else "OpenAI"
+    for status in sorted(errors):
+        responses[str(status)] = {"$ref": f"#/components/responses/{dialect}{status}"}
+    out["responses"] = responses
+    if auth and op.open:
+        out["security"] = []
+    return out
+
+
+def _path_parameter(name: str, models: Sequence[str]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if name == "model":  # a Gemini route's model: any other is a 404
+        schema["enum"] = list(models)
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _error(status: int, envelope: dict[str, Any]) -> dict[str, Any]:
+    headers = {"x-request-id": _header("x-request-id")}
+    if status in (429, 503):
+        headers["retry-after"] = _header("retry-after")
+    if status != 429:
+        headers["x-should-retry"] = _header("x-should-retry")
+    return {
+        "description": ERROR_TEXT.get(status, "Error"),
+        "headers": headers,
+        "content": {"application/json": {"schema": envelope}},
+    }
+
+
+def _header(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _headers() -> dict[str, dict[str, Any]]:
+    return {name: {"schema": {"type": "string"}} | spec for name, spec in _HEADERS.items()}
