@@ -83,3 +83,28 @@ async def test_the_gemini_route_replays_too_and_keys_by_path(gateway: Gateway) -
     assert other_model.headers["x-cache"] == "MISS"
     assert other_model.content != first.content
     assert gateway.fake.items_received == 2
+
+
+def memo_entries(gateway: Gateway) -> int:
+    app = gateway.http.app
+    return len(app.state["services"].responses)  # type: ignore[attr-defined]
+
+
+async def test_a_body_over_the_memo_limit_is_served_by_content_keys_not_hashed_whole(
+    gateway: Gateway,
+) -> None:
+    padding = b" " * (300 * 1024)  # past MAX_BODY_BYTES (256 KiB), as a body with media is
+    big = BODY[:-1] + padding + b"}"
+    path = "/v1beta/models/gemini-embedding-2:batchEmbedContents"
+    big_gemini = b'{"requests": [{"content": {"parts": [{"text": "memo big"}]}}]' + padding + b"}"
+    for route, body in (("/v1/embeddings", big), (path, big_gemini)):
+        first = await gateway.http.post(route, content=body, headers=HEADERS)
+        assert first.status_code == 200, first.text
+        with capture_logs() as logs:
+            again = await gateway.http.post(route, content=body, headers=HEADERS)
+        assert again.content == first.content
+        assert again.headers["x-cache"] == "HIT"  # the content keys still serve it
+        line = next(entry for entry in logs if entry.get("event") == "request")
+        assert "memo" not in line
+    assert memo_entries(gateway) == 0
+    assert gateway.fake.items_received == 3
