@@ -28,6 +28,7 @@ from gateway.config import CollectionSettings
 from gateway.errors import CollectionClosed, CollectionUnavailable, IndexFileError, NotFound
 from gateway.vectorstore.flat import FlatIndex, Labels, Matrix
 from gateway.vectorstore.hnsw import HnswIndex
+from gateway.vectorstore.lifecycle import Lifecycle, build_status
 from gateway.vectorstore.rwlock import RWLock
 from gateway.vectorstore.search import Hit, search_collection, search_exact_batch
 from gateway.vectorstore.store import ItemStore, NewItem
@@ -38,16 +39,6 @@ _Index = TypeVar("_Index", bound=HnswIndex | FlatIndex)
 # Index changes are applied this many vectors at a time, releasing the lock between chunks.
 _APPLY_CHUNK = 256
 _PROGRESS_EVERY_S = 2.0
-# The only status changes there are; `closed` is terminal, so nothing revives a closed collection.
-_NEXT: dict[str, frozenset[str]] = {
-    "loading": frozenset({"ready", "rebuilding", "failed", "closed"}),
-    "rebuilding": frozenset({"ready", "failed", "closed"}),
-    "ready": frozenset({"indexing", "compacting", "closed"}),
-    "indexing": frozenset({"ready", "closed"}),
-    "compacting": frozenset({"ready", "closed"}),
-    "failed": frozenset({"closed"}),
-    "closed": frozenset(),
-}
 
 
 class Collection:
@@ -58,8 +49,7 @@ class Collection:
         self.store = store
         self.spec = store.spec
         self.settings = settings
-        self._status = "loading"
-        self._status_lock = threading.Lock()  # status moves from the event loop and from threads
+        self._life = Lifecycle()  # every status change goes through its move()
         # A test seam: called in the build thread before each scanned batch ("scan") and before
         # the swap ("swap"), so a test can hold a build at a known point.
         self.build_hook: Callable[[str], None] | None = None
@@ -74,26 +64,16 @@ class Collection:
 
     @property
     def status(self) -> str:
-        """loading, rebuilding, ready, indexing, compacting, failed or closed."""
-        return self._status
+        """loading, rebuilding, ready, indexing, compacting, failed or closed (see lifecycle)."""
+        return self._life.now
 
     @property
     def closed(self) -> bool:
-        return self._status == "closed"
-
-    def _move(self, to: str, *, only_from: tuple[str, ...] = ()) -> bool:
-        """The one way the status changes: to `to` if _NEXT allows it from the current status
-        (and the current one is in `only_from`, if given); False, changing nothing, if not."""
-        with self._status_lock:
-            now = self._status
-            if to not in _NEXT[now] or (only_from and now not in only_from):
-                return False
-            self._status = to
-            return True
+        return self._life.now == "closed"
 
     def mark_failed(self) -> None:
         """The index could not be loaded (a closed collection stays closed)."""
-        self._move("failed")
+        self._life.move("failed")
 
     @property
     def index_path(self) -> Path:
@@ -126,7 +106,7 @@ class Collection:
             else:
                 self.dense = None
                 self.ann = self._load_or_rebuild()
-            self._move("ready", only_from=("loading", "rebuilding"))
+            self._life.move("ready", only_from=("loading", "rebuilding"))
 
     def _load_or_rebuild(self) -> AnnIndex:
         reason = "missing"
@@ -141,7 +121,7 @@ class Collection:
                 log.warning(
                     "collection index unreadable", collection=self.spec.name, error=str(exc)
                 )
-        self._move("rebuilding")
+        self._life.move("rebuilding")
         ann = self._scan_into(self._empty_ann(), reason)
         self._dirty = True
         self._save_locked(ann)
@@ -213,7 +193,7 @@ class Collection:
 
     def begin_rebuild(self, reason: str) -> bool:
         """Claim a ready collection for one background build; False if it is not ready."""
-        return self._move(_build_status(reason), only_from=("ready",))
+        return self._life.move(build_status(reason), only_from=("ready",))
 
     def rebuild(self, reason: str) -> None:
         """Build a fresh index (or exact matrix, if small) without deleted slots, then swap it in.
@@ -222,8 +202,8 @@ class Collection:
         caught up under the lock just before the swap. Claims the collection unless
         begin_rebuild did; CollectionClosed if it closes before or during the build.
         """
-        building = _build_status(reason)
-        if self._status != building and not self.begin_rebuild(reason):
+        building = build_status(reason)
+        if self.status != building and not self.begin_rebuild(reason):
             raise CollectionClosed(self.spec.name)
         try:
             if self.store.count() <= self.settings.exact_threshold:
@@ -249,7 +229,7 @@ class Collection:
                 self._save_locked(ann)
         finally:
             self.wants_index = False
-            self._move("ready", only_from=(building,))  # refused once closed
+            self._life.move("ready", only_from=(building,))  # refused once closed
 
     def save(self) -> bool:
         """Snapshot the ANN index if it changed since the last save; True if it wrote one."""
@@ -271,7 +251,7 @@ class Collection:
             if save and self.ann is not None and self.status in ("ready", "indexing", "compacting"):
                 self._save_locked(self.ann)
             with self.rw.write():
-                self._move("closed")
+                self._life.move("closed")
                 self.store.close()
 
     def _check_open(self) -> None:
@@ -380,7 +360,3 @@ class Collection:
             "progress": {"done": self.progress[0], "total": self.progress[1]},
             "index": {"search": kind, "memory_bytes": memory, "deleted_slots": deleted},
         }
-
-
-def _build_status(reason: str) -> str:
-    return "compacting" if reason == "compaction" else "indexing"

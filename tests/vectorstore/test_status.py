@@ -10,6 +10,7 @@ import pytest
 
 from gateway.errors import CollectionClosed
 from gateway.vectorstore.collection import Collection
+from gateway.vectorstore.lifecycle import NEXT, Lifecycle
 from gateway.vectorstore.store import ItemStore
 from tests.vectorstore.test_collections_index import clustered, items, settings_for, spec
 
@@ -101,3 +102,13 @@ def test_closed_is_terminal(tmp_path: Path) -> None:
     assert not collection.begin_rebuild("size")
     collection.close()  # twice is fine
     assert collection.status == "closed"
+
+
+@pytest.mark.parametrize("start", sorted(NEXT))
+def test_only_the_table_s_moves_happen(start: str) -> None:
+    for to in NEXT:
+        life = Lifecycle()
+        life._now = start  # a status reached by the table's own moves, set directly for brevity
+        assert life.move(to) == (to in NEXT[start])
+        assert life.now == (to if to in NEXT[start] else start)
+    assert NEXT["closed"] == frozenset()
