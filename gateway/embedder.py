@@ -1,4 +1,9 @@
-"""The use case: content keys -> cache -> scheduler for unique misses -> store -> full vectors."""
+"""The use case: content keys -> cache -> scheduler for unique misses -> store -> full vectors.
+
+Failures come back from the scheduler as data (`Failure` records shared by every request that
+waited on the same item); this is where one request's exception is built, fresh, with its own
+input indices, so no two requests ever raise, mutate or log the same exception object.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from gateway.content.keys import content_key
 from gateway.content.model import Content, EmbedParams, estimate_tokens
 from gateway.core.vectors import is_valid_vector
 from gateway.errors import CacheMiss, GatewayError, UpstreamError, UpstreamRejected
+from gateway.observability.logs import flush_logs
+from gateway.upstream.outcome import Failure
 from gateway.upstream.scheduler import Scheduler
 
 # Hashing more than this many media bytes moves to a worker thread, off the event loop.
@@ -24,13 +31,15 @@ _HASH_OFF_LOOP_BYTES = 256 * 1024
 
 
 class Embedded(msgspec.Struct, frozen=True, gc=False):
-    """One request's answer: full vectors in input order, their tokens, and where they came from."""
+    """One request's answer: full vectors in input order, their tokens, and where they came from;
+    `unstored` inputs were fetched but could not be written to the cache."""
 
     vectors: NDArray[np.float32]
     tokens: list[int]
     hits: int
     misses: int
     keys: list[bytes]
+    unstored: int = 0
 
 
 class EmbedObserver(Protocol):
@@ -58,6 +67,9 @@ class Embedder:
         self.scheduler = scheduler
         self.namespace = namespace
         self.observer: EmbedObserver | None = None
+        if scheduler is not None and scheduler.store is not None and scheduler.store_health is None:
+            # The app's scheduler stores into this cache: its failed writes are this cache's.
+            scheduler.store_health = cache.health
 
     @property
     def online(self) -> bool:
@@ -102,20 +114,25 @@ class Embedder:
         observer = self.observer
         if observer is not None:
             observer.looked_up(spec, contents, keys, found)
+        unstored = 0
         if missing:
             started = time.perf_counter()
             try:
-                await self._fetch(missing, unique, keys, spec, params, found)
+                not_stored = await self._fetch(missing, keys, spec, params, found)
             finally:
                 if observer is not None:
                     observer.fetched(time.perf_counter() - started)
+            if not_stored:
+                unstored = sum(1 for key in keys if key in not_stored)
+                flush_logs()  # the write failure's warning goes out now, not with the next batch
         hits = sum(1 for key in keys if key not in missing)
         if len(keys) == 1:
             vectors = found[keys[0]].vector[None, :]
         else:
             vectors = np.stack([found[key].vector for key in keys]) if keys else _empty(spec)
         tokens = [found[key].tokens for key in keys]
-        return Embedded(vectors, tokens, hits=hits, misses=len(keys) - hits, keys=keys)
+        misses = len(keys) - hits
+        return Embedded(vectors, tokens, hits=hits, misses=misses, keys=keys, unstored=unstored)
 
     async def _keys(self, contents: Sequence[Content], params: EmbedParams) -> list[bytes]:
         if sum(c.payload_bytes for c in contents) < _HASH_OFF_LOOP_BYTES:
@@ -125,12 +142,12 @@ class Embedder:
     async def _fetch(
         self,
         missing: dict[bytes, Content],
-        first_index: dict[bytes, int],
         keys: list[bytes],
         spec: ModelSpec,
         params: EmbedParams,
         found: dict[bytes, Cached],
-    ) -> None:
+    ) -> set[bytes]:
+        """Fetch `missing` into `found`; the keys served but not stored (the write failed)."""
         if self.scheduler is None:
             failed = tuple(i for i, k in enumerate(keys) if k in missing)
             reason = "cache-only mode and not cached"
@@ -139,19 +156,32 @@ class Embedder:
         dims = params.dims or spec.dims
         results = await self.scheduler.embed(missing, params, dims)
         good: dict[bytes, Cached] = {}
-        errors: dict[bytes, GatewayError] = {}
+        failures: dict[bytes, Failure] = {}
+        unstored: set[bytes] = set()
         for key, outcome in results.items():
-            if isinstance(outcome, GatewayError):
-                errors[key] = outcome
-            elif _valid(outcome, dims):
-                good[key] = Cached(_readonly(outcome), estimate_tokens(missing[key]))
+            if isinstance(outcome, Failure):
+                failures[key] = outcome
+            elif _valid(outcome.vector, dims):
+                good[key] = Cached(_readonly(outcome.vector), estimate_tokens(missing[key]))
+                if not outcome.stored:
+                    unstored.add(key)
             else:
-                errors[key] = UpstreamError("the upstream returned an invalid vector")
-        if self.scheduler.store is None:  # else the scheduler stored them before answering
-            await self.cache.set_many(params.model, good)
+                failures[key] = _INVALID
+        if self.scheduler.store is None and good:  # else the scheduler stored them already
+            try:
+                await self.cache.set_many(params.model, good)
+            except Exception as exc:  # good vectors: serve them, and say they were not stored
+                self.cache.health.write_failed(len(good), exc)
+                unstored.update(good)
+            else:
+                self.cache.health.write_succeeded()
         found.update(good)
-        if errors:
-            raise _combined(errors, keys)
+        if failures:
+            raise _combined(failures, keys)
+        return unstored
+
+
+_INVALID = Failure.of(UpstreamError("the upstream returned an invalid vector"))
 
 
 def _valid(vector: NDArray[np.float32], dims: int) -> bool:
@@ -168,15 +198,16 @@ def _empty(spec: ModelSpec) -> NDArray[np.float32]:
     return np.zeros((0, spec.dims), dtype=np.float32)
 
 
-def _combined(errors: dict[bytes, GatewayError], keys: list[bytes]) -> GatewayError:
-    """One error for the request: the first failure, naming every failed input index."""
-    failed = tuple(i for i, key in enumerate(keys) if key in errors)
-    first = errors[keys[failed[0]]]
-    if isinstance(first, UpstreamRejected):
+def _combined(failures: dict[bytes, Failure], keys: list[bytes]) -> GatewayError:
+    """This request's error, new: the first failure, naming every failed input index."""
+    failed = tuple(i for i, key in enumerate(keys) if key in failures)
+    first = failures[keys[failed[0]]]
+    if issubclass(first.kind, UpstreamRejected):
         where = ", ".join(f"input[{i}]" for i in failed)
-        error = UpstreamRejected(
-            f"{first.message} (failed: {where})", failed=failed, reason=first.message
+        return UpstreamRejected(
+            f"{first.message} (failed: {where})",
+            failed=failed,
+            param=f"input[{failed[0]}]",
+            reason=first.message,
         )
-        error.param = f"input[{failed[0]}]"
-        return error
-    return first
+    return first.error()

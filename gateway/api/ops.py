@@ -23,10 +23,11 @@ class Health(msgspec.Struct):
 
 
 class Checks(msgspec.Struct, omit_defaults=True):
-    cache: Literal["ok", "failing"]
+    cache: Literal["ok", "degraded", "failing"]
     upstream: Literal["online", "cache-only", "fake"]
     breaker: Literal["closed", "open", "half-open"] | None = None
     note: str | None = None
+    cache_reason: str | None = None  # why the cache is degraded: its writes fail
 
 
 class Readiness(msgspec.Struct):
@@ -86,6 +87,14 @@ async def readyz(request: Request[Any, Any, Any]) -> RawJSON:
         cache="ok" if cache_ok else "failing",
         upstream="fake" if services.fake_upstream and services.embedder.online else mode,
     )
+    store = services.cache.health
+    if cache_ok and store.reason is not None:
+        # Degraded stays 200: hits are served, and so are misses, but they are bought again.
+        checks.cache = "degraded"
+        checks.cache_reason = (
+            f"cache writes fail ({store.reason}): {store.unstored} vectors served but not"
+            " stored since start; repeats are bought again upstream"
+        )
     scheduler = services.embedder.scheduler
     if scheduler is not None:
         # An open breaker keeps /readyz at 200: hits are still served, misses answer 503 fast.

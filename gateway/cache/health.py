@@ -48,8 +48,6 @@ class StoreHealth:
 
 def describe(error: BaseException) -> str:
     """A short reason for an operator: the class and the message, never a path or a key."""
-    if isinstance(error, OSError) and error.strerror:
-        text = error.strerror  # the message would name the file
-    else:
-        text = str(error)
+    # an OSError's message names the file; its strerror does not
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
     return f"{type(error).__name__}: {text}"[:_REASON_CHARS] if text else type(error).__name__

@@ -23,6 +23,7 @@ from gateway.cache.store import Cached, VectorCache
 from gateway.config import ModelSpec, PricingSettings
 from gateway.content.model import Content, estimate_tokens
 from gateway.observability.request_log import current_state
+from gateway.observability.upstream_figures import Offline, UpstreamFigures
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _UPSTREAM = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -36,7 +37,7 @@ class GatewayMetrics:
     """The app's metrics; also the embedder's observer and a before-send hook."""
 
     def __init__(
-        self, pricing: PricingSettings, cache: VectorCache, scheduler: object | None
+        self, pricing: PricingSettings, cache: VectorCache, scheduler: UpstreamFigures | None
     ) -> None:
         self.pricing = pricing
         self.registry = CollectorRegistry()
@@ -88,12 +89,10 @@ class GatewayMetrics:
             buckets=_UPSTREAM,
             registry=r,
         )
-        r.register(_ScrapeCollector(cache, scheduler))
+        self.scheduler: UpstreamFigures = scheduler if scheduler is not None else Offline()
+        r.register(_ScrapeCollector(cache, self.scheduler))
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self.scheduler = scheduler
-        counters = getattr(scheduler, "counters", None)
-        if counters is not None and hasattr(counters, "observer"):
-            counters.observer = self.upstream_call
+        self.scheduler.observe_calls(self.upstream_call)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """metric.labels(*labels), memoised: prometheus-client's lookup takes a lock each call."""
@@ -164,10 +163,10 @@ class GatewayMetrics:
     def _in_flight(self, keys: Sequence[bytes], found: Mapping[bytes, Cached]) -> int:
         """Misses that will join a fetch already in flight. Exact: the embedder calls the
         scheduler right after this without awaiting in between."""
-        is_inflight = getattr(self.scheduler, "is_inflight", None)
-        if is_inflight is None or not getattr(self.scheduler, "inflight", 0):
+        scheduler = self.scheduler
+        if not scheduler.inflight:
             return 0
-        return sum(1 for key in set(keys) if key not in found and is_inflight(key))
+        return sum(1 for key in set(keys) if key not in found and scheduler.is_inflight(key))
 
     def _price(self, content: Content, modality: str, tokens: int) -> float:
         if modality != "mixed":
@@ -200,7 +199,7 @@ class GatewayMetrics:
 class _ScrapeCollector(Collector):
     """Cache and scheduler figures, read when Prometheus scrapes (they are plain attributes)."""
 
-    def __init__(self, cache: VectorCache, scheduler: object | None) -> None:
+    def __init__(self, cache: VectorCache, scheduler: UpstreamFigures) -> None:
         self.cache = cache
         self.scheduler = scheduler
 
@@ -217,50 +216,64 @@ class _ScrapeCollector(Collector):
         yield CounterMetricFamily(
             "gateway_cache_evictions", "Vectors evicted to hold the bound", stats["evictions"]
         )
+        health = self.cache.health
+        yield CounterMetricFamily(
+            "gateway_cache_store_failures",
+            "Vectors served but not stored because the cache write failed (e.g. a full disk)",
+            health.unstored,
+        )
+        yield GaugeMetricFamily(
+            "gateway_cache_store_degraded",
+            "1 while the latest cache write failed (see /readyz for the reason)",
+            1.0 if health.degraded else 0.0,
+        )
         yield from self._scheduler()
 
     def _scheduler(self) -> Iterable[Any]:
-        counters = getattr(self.scheduler, "counters", None)
-
-        def total(name: str, doc: str, attr: str) -> CounterMetricFamily:
-            value = getattr(counters, attr, None)
-            if value is None:  # the scheduler keeps some of them on itself
-                value = getattr(self.scheduler, attr, 0)
-            return CounterMetricFamily(name, doc, float(value or 0))
-
-        yield total("gateway_upstream_calls", "Upstream HTTP calls, retries included", "calls")
-        yield total("gateway_upstream_items", "Items sent upstream", "items")
-        yield total("gateway_upstream_tokens", "Estimated tokens sent upstream", "tokens")
-        yield total("gateway_upstream_seconds", "Time spent in upstream calls", "call_seconds")
-        yield total("gateway_upstream_retries", "Attempts after a transient failure", "retries")
-        yield total("gateway_upstream_bisect_calls", "Calls isolating bad items", "bisect_calls")
-        yield total("gateway_coalesced", "Misses that joined one already in flight", "coalesced")
-        yield total(
-            "gateway_upstream_fast_failures", "Misses refused by the breaker", "fast_failures"
+        scheduler = self.scheduler
+        c = scheduler.counters
+        yield CounterMetricFamily(
+            "gateway_upstream_calls", "Upstream HTTP calls, retries included", c.calls
+        )
+        yield CounterMetricFamily("gateway_upstream_items", "Items sent upstream", c.items)
+        yield CounterMetricFamily(
+            "gateway_upstream_tokens", "Estimated tokens sent upstream", c.tokens
+        )
+        yield CounterMetricFamily(
+            "gateway_upstream_seconds", "Time spent in upstream calls", c.call_seconds
+        )
+        yield CounterMetricFamily(
+            "gateway_upstream_retries", "Attempts after a transient failure", c.retries
+        )
+        yield CounterMetricFamily(
+            "gateway_upstream_bisect_calls", "Calls isolating bad items", c.bisect_calls
+        )
+        yield CounterMetricFamily(
+            "gateway_coalesced", "Misses that joined one already in flight", c.coalesced
+        )
+        yield CounterMetricFamily(
+            "gateway_upstream_fast_failures", "Misses refused by the breaker", c.fast_failures
         )
         errors = CounterMetricFamily(
             "gateway_upstream_errors", "Failed upstream calls by error class", labels=["error"]
         )
-        for name, n in dict(getattr(counters, "errors", None) or {}).items():
-            errors.add_metric([str(name)], float(n))
+        for name, n in c.errors.items():
+            errors.add_metric([name], float(n))
         yield errors
-        sizes = getattr(counters, "batch_sizes", None)
-        if sizes is not None:
-            yield _histogram(
-                "gateway_upstream_batch_size", "Items per batch formed", dict(sizes), _BATCH
-            )
-        breaker = getattr(self.scheduler, "breaker", None)
-        state = str(getattr(breaker, "state", "closed"))
+        yield _histogram(
+            "gateway_upstream_batch_size", "Items per batch formed", c.batch_sizes, _BATCH
+        )
         gauge = GaugeMetricFamily(
             "gateway_upstream_breaker_state", "1 for the breaker's current state", labels=["state"]
         )
+        state = scheduler.breaker_state
         for name in _BREAKER_STATES:
             gauge.add_metric([name], 1.0 if name == state else 0.0)
         yield gauge
         yield CounterMetricFamily(
             "gateway_upstream_breaker_opened",
             "Times the circuit breaker opened",
-            float(getattr(breaker, "opened", 0) or 0),
+            scheduler.breaker_opened,
         )
 
 

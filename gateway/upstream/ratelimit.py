@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.errors import RateLimited
@@ -50,10 +50,12 @@ class RateLimiter:
         requests_per_minute: int,
         tokens_per_minute: int,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self._clock = clock
+        self._sleep = sleep
         self._models: dict[str, _ModelLimits] = {}
         self.waited_s = 0.0  # total time calls spent waiting here
 
@@ -102,4 +104,4 @@ class RateLimiter:
             limits.tokens.take(tokens, now)
         if wait > 0:
             self.waited_s += wait
-            await asyncio.sleep(wait)
+            await self._sleep(wait)

@@ -6,7 +6,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,10 +23,10 @@ from gateway.errors import (
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.counters import UpstreamCounters
 from gateway.upstream.gemini import Upstream
+from gateway.upstream.outcome import Failure, Outcome
 from gateway.upstream.ratelimit import RateLimiter
 from gateway.upstream.retry import counts_against_upstream, is_transient, retry_delay
 
-Outcome = NDArray[np.float32] | GatewayError
 _TIMER_SLACK_S = 0.001  # asyncio may fire a timer a hair early
 
 
@@ -49,6 +49,7 @@ class ResilientUpstream:
         counters: UpstreamCounters,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.upstream = upstream
@@ -57,6 +58,7 @@ class ResilientUpstream:
         self.limiter = limiter
         self.counters = counters
         self._clock = clock
+        self._sleep = sleep
         self._jitter = jitter
 
     async def embed_batch(
@@ -72,10 +74,10 @@ class ResilientUpstream:
             vectors = await self.call(contents, sum(tokens), params, dims, deadline)
         except UpstreamRejected as rejected:
             if len(contents) == 1:
-                return [rejected]
+                return [Failure.of(rejected)]
             return await self._isolate(contents, tokens, params, dims, deadline, rejected)
         except GatewayError as error:
-            return [error] * len(contents)
+            return [Failure.of(error)] * len(contents)  # one frozen record: safe to share
         return list(vectors)
 
     async def _isolate(
@@ -95,7 +97,7 @@ class ResilientUpstream:
         """
         budget = budget or _Budget(len(contents))
         if len(contents) == 1:
-            return [rejected]
+            return [Failure.of(rejected)]
         mid = len(contents) // 2
         halves = ((contents[:mid], tokens[:mid]), (contents[mid:], tokens[mid:]))
         out: list[Outcome] = []
@@ -107,7 +109,7 @@ class ResilientUpstream:
                 )
                 continue
             if budget.left <= 0:
-                out += [rejected] * len(part)
+                out += [Failure.of(rejected)] * len(part)
                 continue
             budget.left -= 1
             self.counters.bisect_calls += 1
@@ -116,7 +118,7 @@ class ResilientUpstream:
             except UpstreamRejected as again:
                 out += await self._isolate(part, part_tokens, params, dims, deadline, again, budget)
             except GatewayError as error:
-                out += [error] * len(part)
+                out += [Failure.of(error)] * len(part)
             else:
                 out += list(vectors)
                 known_bad = index == 0  # the whole was rejected and its first half was not
@@ -130,38 +132,45 @@ class ResilientUpstream:
         dims: int,
         deadline: float,
     ) -> NDArray[np.float32]:
-        """One upstream call with retries; raises the last error once a retry cannot help."""
+        """One upstream call with retries; raises the last error once a retry cannot help.
+
+        The breaker hears one verdict for the whole chain, when it ends (see CircuitBreaker); a
+        half-open breaker's probe gets one attempt, since every other miss waits on its verdict.
+        """
         attempt = 0
         last: GatewayError | None = None
         while True:
             refused = self.breaker.refusal()
             if refused is not None:
-                raise refused
+                raise refused.error()
             await self.limiter.acquire(params.model, tokens, deadline)
             refused = self.breaker.admit()
             if refused is not None:
-                raise refused
+                raise refused.error()
+            probe = self.breaker.probing
             started = self._clock()
             try:
                 vectors = await self._attempt(contents, tokens, params, dims, deadline)
             except GatewayError as error:
-                self._judge(error)
                 now = self._clock()
                 cut_off = isinstance(error, UpstreamTimeout) and now >= deadline - _TIMER_SLACK_S
                 if last is not None and cut_off:
+                    self._judge(last)
                     raise last from error  # cut off by the deadline: the upstream's error says more
-                if not is_transient(error) or attempt >= self.settings.max_retries:
+                if probe or not is_transient(error) or attempt >= self.settings.max_retries:
+                    self._judge(error)
                     raise
                 s = self.settings
                 delay = retry_delay(error, attempt, s.backoff_base_s, s.backoff_max_s, self._jitter)
                 if error.retry_after:  # the upstream named a delay: quiet for the whole model
                     self.limiter.hold(params.model, error.retry_after)
                 if now + delay + (now - started) >= deadline:
+                    self._judge(error)
                     raise  # no time for another such attempt: say what the upstream said, now
                 last = error
                 self.counters.retries += 1
                 attempt += 1
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
             except BaseException:
                 self.breaker.abandoned()
                 raise
@@ -170,6 +179,7 @@ class ResilientUpstream:
                 return vectors
 
     def _judge(self, error: GatewayError) -> None:
+        """The verdict of a call that ended in `error`."""
         if counts_against_upstream(error):
             self.breaker.failed()
         elif isinstance(error, UpstreamRejected):

@@ -3,7 +3,13 @@
 A miss joins the identical miss already in flight, else its lane's queue. A lane's batch leaves
 when it holds `max_batch` items or its oldest item has waited `max_wait_ms`; while every upstream
 slot is busy the queue keeps growing, so a burst becomes a few full batches. Vectors are stored
-before their waiters are released: a key is always either in flight or in the cache.
+before their waiters are released: a key is always either in flight or in the cache. When the
+cache cannot take them (a full disk), they are served anyway, marked unstored, and the cache's
+health says so.
+
+Waiters get data, not exceptions: a vector (`Fetched`) or a `Failure` record, from which each
+request builds its own exception (see gateway.upstream.outcome). Time comes from the injected
+`clock` and `sleep`, so tests can honour a 30 s RetryInfo without waiting it.
 """
 
 from __future__ import annotations
@@ -14,19 +20,19 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import structlog
-from numpy.typing import NDArray
 
+from gateway.cache.health import StoreHealth
 from gateway.cache.store import Cached
 from gateway.config import UpstreamSettings
 from gateway.content.model import Content, EmbedParams, estimate_tokens
-from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
-from gateway.upstream.counters import UpstreamCounters
+from gateway.upstream.counters import CallObserver, UpstreamCounters
 from gateway.upstream.gemini import Upstream
+from gateway.upstream.outcome import Failure, Fetched, Outcome, Settled
 from gateway.upstream.ratelimit import RateLimiter
-from gateway.upstream.resilient import Outcome, ResilientUpstream
+from gateway.upstream.resilient import ResilientUpstream
 
 log = structlog.get_logger("gateway.upstream.scheduler")
 
@@ -34,6 +40,8 @@ Store = Callable[[str, Mapping[bytes, Cached]], Awaitable[None]]
 API_MAX_BATCH = 100  # batchEmbedContents takes at most 100 requests
 # A batch reports its own error by the earliest deadline it carries; this only catches a stuck one.
 _WAIT_GRACE_S = 0.5
+_CLOSING = Failure.of(UpstreamUnavailable("the gateway is shutting down", retry_after=1.0))
+_BUG = Failure.of(UpstreamError("internal error in the upstream scheduler"))
 
 
 @dataclass(slots=True)
@@ -67,25 +75,36 @@ class Scheduler:
         settings: UpstreamSettings,
         *,
         store: Store | None = None,
+        store_health: StoreHealth | None = None,
         workers: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """`store` caches vectors before waiters hear of them; `workers` processes share the
-        account's requests/min and tokens/min, so each takes its share."""
+        """`store` caches vectors before waiters hear of them, and `store_health` hears whether
+        that worked; `workers` processes share the account's requests/min and tokens/min, so
+        each takes its share; `clock` and `sleep` are the time every wait here is measured in."""
         self.upstream = upstream
         self.settings = settings
         self.store = store
+        self.store_health = store_health
         self.max_batch = max(1, min(settings.max_batch, API_MAX_BATCH))
         self.counters = UpstreamCounters()
-        self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
+        self._clock = clock
+        self._sleep = sleep
+        self.breaker = CircuitBreaker(
+            settings.breaker_failures, settings.breaker_cooldown_s, clock=clock
+        )
         self.limiter = RateLimiter(
             _share(settings.requests_per_minute, workers),
             _share(settings.tokens_per_minute, workers),
+            clock=clock,
+            sleep=sleep,
         )
         self._calls = ResilientUpstream(
-            upstream, settings, self.breaker, self.limiter, self.counters
+            upstream, settings, self.breaker, self.limiter, self.counters, clock=clock, sleep=sleep
         )
         self._slots = asyncio.Semaphore(max(1, settings.max_concurrency))
-        self._inflight: dict[bytes, asyncio.Future[NDArray[np.float32]]] = {}
+        self._inflight: dict[bytes, asyncio.Future[Settled]] = {}
         self._lanes: dict[tuple[EmbedParams, int], _Lane] = {}
         self._batches: set[asyncio.Task[None]] = set()
 
@@ -102,6 +121,15 @@ class Scheduler:
     @property
     def breaker_state(self) -> BreakerState:
         return self.breaker.state
+
+    @property
+    def breaker_opened(self) -> int:
+        """Times the breaker opened since start."""
+        return self.breaker.opened
+
+    def observe_calls(self, observer: CallObserver) -> None:
+        """Have `observer` hear of every upstream call (the metrics' histograms)."""
+        self.counters.observer = observer
 
     @property
     def inflight(self) -> int:
@@ -142,13 +170,13 @@ class Scheduler:
 
     async def embed(
         self, items: Mapping[bytes, Content], params: EmbedParams, dims: int
-    ) -> dict[bytes, Outcome]:
-        """A vector or an error per key; identical keys in flight share one upstream item."""
-        now = time.monotonic()
+    ) -> dict[bytes, Settled]:
+        """A vector or a failure per key; identical keys in flight share one upstream item."""
+        now = self._clock()
         deadline = now + self.settings.deadline_s
         refused = self.breaker.refusal()
-        waiting: dict[bytes, asyncio.Future[NDArray[np.float32]]] = {}
-        out: dict[bytes, Outcome] = {}
+        waiting: dict[bytes, asyncio.Future[Settled]] = {}
+        out: dict[bytes, Settled] = {}
         lane: _Lane | None = None
         for key, content in items.items():
             future = self._inflight.get(key)
@@ -180,9 +208,8 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        closing = UpstreamUnavailable("the gateway is shutting down", retry_after=1.0)
         for key in list(self._inflight):
-            self._settle(key, closing)
+            self._settle(key, _CLOSING)
         self._lanes.clear()
 
     # -- lanes and batches -------------------------------------------------------------------
@@ -219,9 +246,8 @@ class Scheduler:
                 task.add_done_callback(self._batches.discard)
         except Exception:  # a bug here must not strand the waiters
             log.exception("scheduler lane failed")
-            failure = UpstreamError("internal error in the upstream scheduler")
             while lane.queue:
-                self._settle(lane.queue.popleft().key, failure)
+                self._settle(lane.queue.popleft().key, _BUG)
         finally:
             lane.task = None
             if not lane.queue and self._lanes.get(lane.name) is lane:
@@ -231,7 +257,7 @@ class Scheduler:
         """Wait until the lane holds a full batch or its oldest item has waited max_wait_ms."""
         wait_s = self.settings.max_wait_ms / 1000.0
         while len(lane.queue) < self.max_batch:
-            remaining = lane.queue[0].arrived + wait_s - time.monotonic()
+            remaining = lane.queue[0].arrived + wait_s - self._clock()
             if remaining <= 0:
                 return
             lane.full.clear()
@@ -244,14 +270,13 @@ class Scheduler:
     async def _pace(self, lane: _Lane) -> None:
         """Under a requests/min limit, keep the batch open (it keeps filling) until it may go."""
         wait = self.limiter.delay(lane.params.model)
-        if wait > 0 and time.monotonic() + wait < min(p.deadline for p in lane.queue):
-            await asyncio.sleep(wait)  # else the batch goes on and answers 429 with retry-after
+        if wait > 0 and self._clock() + wait < min(p.deadline for p in lane.queue):
+            await self._sleep(wait)  # else the batch goes on and answers 429 with retry-after
 
     async def _run_batch(self, lane: _Lane, batch: list[_Pending]) -> None:
         self.counters.batches += 1
         self.counters.batch_sizes[len(batch)] += 1
-        closing = UpstreamUnavailable("the gateway is shutting down", retry_after=1.0)
-        outcomes: list[Outcome] = [closing] * len(batch)  # what waiters get if this is cancelled
+        settled: list[Settled] = [_CLOSING] * len(batch)  # what waiters get if this is cancelled
         try:
             try:
                 outcomes = await self._calls.embed_batch(
@@ -263,50 +288,52 @@ class Scheduler:
                 )
             finally:
                 self._slots.release()
-            await self._store(lane.params.model, batch, outcomes)
+            stored = await self._store(lane.params.model, batch, outcomes)
+            settled = [o if isinstance(o, Failure) else Fetched(o, stored) for o in outcomes]
         except Exception:  # a bug here must not strand the waiters
             log.exception("scheduler batch failed")
-            outcomes = [UpstreamError("internal error in the upstream scheduler")] * len(batch)
+            settled = [_BUG] * len(batch)
         finally:
-            for pending, outcome in zip(batch, outcomes, strict=True):
+            for pending, outcome in zip(batch, settled, strict=True):
                 self._settle(pending.key, outcome)
 
-    async def _store(self, model: str, batch: list[_Pending], outcomes: list[Outcome]) -> None:
-        """Cache the good vectors in one write before anyone is told; errors are never stored."""
+    async def _store(self, model: str, batch: list[_Pending], outcomes: list[Outcome]) -> bool:
+        """Cache the good vectors in one write before anyone is told; errors are never stored.
+
+        False when the write failed: the vectors are good, so they are served all the same, and
+        the cache's health counts them and logs why (a full disk must not pass in silence).
+        """
         if self.store is None:
-            return
+            return True
         good = {
             p.key: Cached(o, p.tokens)
             for p, o in zip(batch, outcomes, strict=True)
-            if not isinstance(o, GatewayError)
+            if not isinstance(o, Failure)
         }
         if not good:
-            return
+            return True
         try:
             await self.store(model, good)
-        except Exception as exc:  # the vectors are good: serve them even if the disk is not
-            log.warning("vectors not stored; served anyway", error=type(exc).__name__)
+        except Exception as exc:
+            if self.store_health is not None:
+                self.store_health.write_failed(len(good), exc)
+            else:
+                log.warning("vectors not stored; served anyway", error=type(exc).__name__)
+            return False
+        if self.store_health is not None:
+            self.store_health.write_succeeded()
+        return True
 
-    def _settle(self, key: bytes, outcome: Outcome) -> None:
+    def _settle(self, key: bytes, outcome: Settled) -> None:
         future = self._inflight.pop(key, None)
-        if future is None or future.done():
-            return
-        if isinstance(outcome, GatewayError):
-            future.set_exception(outcome)
-            future.exception()  # retrieved: a failure whose waiters all left is not a leak
-        else:
+        if future is not None and not future.done():
             future.set_result(outcome)
 
 
-def _outcome(future: asyncio.Future[NDArray[np.float32]], deadline_s: float) -> Outcome:
-    if not future.done() or future.cancelled():
-        return UpstreamTimeout(f"no upstream answer within the {deadline_s:g} s deadline")
-    error = future.exception()
-    if error is None:
-        return future.result()
-    if isinstance(error, GatewayError):
-        return error
-    return UpstreamError(f"the upstream call failed: {type(error).__name__}")
+def _outcome(future: asyncio.Future[Settled], deadline_s: float) -> Settled:
+    if future.done() and not future.cancelled():
+        return future.result()  # _settle only ever sets a result
+    return Failure.of(UpstreamTimeout(f"no upstream answer within the {deadline_s:g} s deadline"))
 
 
 def _share(per_minute: int, workers: int) -> int:

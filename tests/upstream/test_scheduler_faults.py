@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.cache.store import VectorCache
+from gateway.errors import UpstreamServerError
 from gateway.fake import FakeGemini
 from gateway.fake.faults import MalformedKind
+from gateway.upstream.outcome import Failure, Fetched
 from tests.conftest import make_settings
-from tests.upstream.test_scheduler import FAST_UPSTREAM, fast_settings, live_gateway
+from tests.upstream.test_scheduler import (
+    FAST_UPSTREAM,
+    PARAMS,
+    direct_scheduler,
+    fast_settings,
+    keyed,
+    live_gateway,
+    small_vectors,
+)
+from tests.upstream.virtual_time import VirtualTime
 
 MODEL = "gemini-embedding-2"
 GEMINI_BATCH = f"/v1beta/models/{MODEL}:batchEmbedContents"
@@ -29,25 +40,30 @@ async def test_429_twice_with_retry_info_succeeds_after_the_delays_not_before(
     tmp_path: Path, fake: FakeGemini
 ) -> None:
     fake.fail_next(429, times=2, retry_delay="1s")
-    async with live_gateway(fast_settings(tmp_path), fake) as gateway:
-        started = time.monotonic()
-        response = await gateway.embed(model=MODEL, input="patience")
-        elapsed = time.monotonic() - started
-        assert response.status_code == 200
-        assert fake.call_count == 3
-        assert elapsed >= 2.0  # both RetryInfo delays were waited out (backoff alone is ~0.01 s)
-        assert gateway.scheduler.stats()["retries"] == 2
-        assert gateway.cache_entries() == 1
+    settings = fast_settings(tmp_path)
+    cache = VectorCache(settings.cache)
+    time = VirtualTime()
+    scheduler = direct_scheduler(settings, fake, cache, time)
+    items = keyed("patience")
+    (outcome,) = (await scheduler.embed(items, PARAMS, 3072)).values()
+    assert isinstance(outcome, Fetched)
+    assert fake.call_count == 3
+    # Both RetryInfo delays were waited out in full (backoff alone would be ~0.01 s), and the
+    # second call did not leave before the first delay was over.
+    assert len(time.sleeps) == 2 and all(1.0 <= s <= 1.1 for s in time.sleeps)
+    assert scheduler.stats()["retries"] == 2
+    assert len(await cache.get_many(items)) == 1
+    cache.close()
 
 
 async def test_retry_after_header_is_honoured_too(tmp_path: Path, fake: FakeGemini) -> None:
-    fake.fail_next(503, retry_after="1")
-    async with live_gateway(fast_settings(tmp_path), fake) as gateway:
-        started = time.monotonic()
-        response = await gateway.embed(model=MODEL, input="come back later")
-        assert response.status_code == 200
-        assert time.monotonic() - started >= 1.0
-        assert fake.call_count == 2
+    fake.fail_next(503, retry_after="7")
+    time = VirtualTime()
+    scheduler = direct_scheduler(fast_settings(tmp_path), fake, time=time)
+    (outcome,) = (await scheduler.embed(keyed("come back later"), PARAMS, 3072)).values()
+    assert isinstance(outcome, Fetched)
+    assert fake.call_count == 2
+    assert sum(time.sleeps) >= 7.0
 
 
 async def test_a_retry_delay_beyond_the_deadline_answers_429_with_retry_after_at_once(
@@ -90,12 +106,21 @@ async def test_the_deadline_ends_retries_with_the_upstreams_error(
     tmp_path: Path, fake: FakeGemini
 ) -> None:
     fake.fail_next(500, times=10_000)
-    settings = fast_settings(tmp_path, max_retries=10_000, deadline_s=0.5, breaker_failures=0)
-    async with live_gateway(settings, fake) as gateway:
-        response = await gateway.embed(model=MODEL, input="never")
-        assert response.status_code == 502  # the upstream's error, not a 504 from waiting it out
-        assert 1 < fake.call_count < 10_000
-        assert gateway.cache_entries() == 0
+    settings = fast_settings(
+        tmp_path,
+        max_retries=10_000,
+        deadline_s=2.0,
+        breaker_failures=0,
+        backoff_base_s=0.1,
+        backoff_max_s=0.4,
+    )
+    time = VirtualTime()
+    scheduler = direct_scheduler(settings, fake, time=time)
+    (outcome,) = (await scheduler.embed(keyed("never"), PARAMS, 3072)).values()
+    # the upstream's error (a 502), not a 504 from waiting the deadline out
+    assert isinstance(outcome, Failure) and outcome.kind is UpstreamServerError
+    assert 1 < fake.call_count < 10_000
+    assert sum(time.sleeps) <= 2.0  # no sleep past the deadline
 
 
 @pytest.mark.parametrize("kind", ["not_json", "nan", "short_vector", "wrong_count"])
@@ -119,7 +144,7 @@ async def test_one_poisoned_item_in_250_fails_alone_and_the_other_249_are_cached
 ) -> None:
     texts = [f"item {i}" for i in range(250)]
     fake.poison(lambda item: item.parts[0].text == "item 137")
-    async with live_gateway(fast_settings(tmp_path), fake) as gateway:
+    async with live_gateway(small_vectors(fast_settings(tmp_path)), fake) as gateway:
         response = await gateway.embed(model=MODEL, input=texts)
         assert response.status_code == 400
         error = response.json()["error"]

@@ -224,7 +224,7 @@ async def add_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
         keys.update(zip(by_input, content_keys, strict=True))
         tokens = sum(result.tokens)
         state.update(hits=result.hits, misses=result.misses)
-        headers = cache_headers(result.hits, len(raw))
+        headers = cache_headers(result.hits, len(raw), result.unstored)
     items = new_items(body, keys)
     vectors = np.stack([rows[i] for i in range(len(body.items))])
     replaced = await manager.put(name, items, vectors)
@@ -307,7 +307,7 @@ async def search_collection(request: Request[Any, Any, Any], name: str) -> RawJS
         query, _, result = await embed_inputs(services, spec, model, [body.input], ["input"])
         tokens = sum(result.tokens)
         state.update(hits=result.hits, misses=result.misses)
-        headers = cache_headers(result.hits, 1)
+        headers = cache_headers(result.hits, 1, result.unstored)
     hits = await manager.search(name, query[0], body.k, body.filter, body.rescore)
     data = [
         {

@@ -131,7 +131,7 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
     else:
         metadata = usage([item.content for item in items], served.tokens)
         payload = _encode(BatchResponse([Values(r) for r in served.rows], metadata))
-    headers = cache_headers(served.hits, len(items))
+    headers = cache_headers(served.hits, len(items), served.unstored)
     response = RawJSON(payload, headers=headers)
     if memo_key:
         contents = [item.content for item in items]
@@ -158,6 +158,7 @@ class Served(msgspec.Struct, gc=False):
     tokens: list[int]
     hits: int
     misses: int
+    unstored: int = 0
 
 
 async def embed_items(items: Sequence[WireItem], spec: ModelSpec, services: Services) -> Served:
@@ -179,6 +180,7 @@ async def embed_items(items: Sequence[WireItem], spec: ModelSpec, services: Serv
     for indices, result in zip(groups.values(), results, strict=True):
         served.hits += result.hits
         served.misses += result.misses
+        served.unstored += result.unstored
         by_dims: dict[int, list[int]] = {}
         for position, index in enumerate(indices):
             served.tokens[index] = result.tokens[position]

@@ -182,7 +182,7 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
         model=spec.id,
         usage=Usage(tokens, tokens),
     )
-    headers = cache_headers(result.hits, len(contents))
+    headers = cache_headers(result.hits, len(contents), result.unstored)
     if any(part.kind == "text" for content in contents for part in content.parts):
         # Media tokens follow Google's published rates; text is estimated (4 UTF-8 bytes a token).
         headers.append(("x-usage-estimated", "text"))
