@@ -1,6 +1,6 @@
 """Cache administration: stats, verify and prune, with a progress line on stderr for long scans.
 
-Export and import (the portable format) live in gateway/cache_transfer.py.
+Export and import (the portable format) live in gateway/cache/transfer.py.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def stats(cache: VectorCache, *, progress: bool = True) -> dict[str, Any]:
     head = cache.stats()
     return {
         "directory": cache.directory,
+        "read_only": cache.read_only,
         "entries": head["entries"],
         "disk_bytes": head["disk_bytes"],
         "size_limit_bytes": head["size_limit_bytes"],
@@ -129,6 +130,14 @@ def verify(cache: VectorCache, *, fix: bool = False, progress: bool = True) -> V
     return report
 
 
+@dataclass
+class PruneReport:
+    removed: int  # with dry_run: how many would be
+    left: int  # entries left (would be left)
+    left_bytes: int | None  # on disk after; None for a dry run (not measured)
+    estimated: bool = False  # a dry run of --to-size: eviction is previewed, not done
+
+
 def prune(
     cache: VectorCache,
     *,
@@ -137,9 +146,9 @@ def prune(
     to_bytes: int | None = None,
     dry_run: bool = False,
     progress: bool = True,
-) -> int:
-    """Remove a model's entries, entries older than a while, or evict down to a size."""
-    removed = 0
+) -> PruneReport:
+    """Remove a model's entries, entries older than a while, and/or evict down to a size."""
+    doomed: list[bytes] = []
     if model is not None or older_than_s is not None:
         cutoff = time.time() - older_than_s if older_than_s is not None else math.inf
         doomed = [
@@ -149,13 +158,22 @@ def prune(
             and (model is None or record.model == model)
             and (older_than_s is None or record.created < cutoff)
         ]
-        if dry_run:
-            return len(doomed)
-        for start in range(0, len(doomed), _BATCH):
-            removed += cache.delete(doomed[start : start + _BATCH])
-    if to_bytes is not None and not dry_run:
+    if dry_run:
+        # Nothing is removed, so the cache's own count is still the whole: subtract what would go.
+        evicted = 0
+        if to_bytes is not None:
+            policy = cache.settings.eviction_policy
+            evicted = cache.table.eviction_preview(policy, to_bytes, set(doomed))
+        removed = len(doomed) + evicted
+        left = cache.stats()["entries"] - removed
+        return PruneReport(removed, left, None, estimated=to_bytes is not None)
+    removed = 0
+    for start in range(0, len(doomed), _BATCH):
+        removed += cache.delete(doomed[start : start + _BATCH])
+    if to_bytes is not None:
         removed += cache.evict_to(to_bytes)
-    return removed
+    after = cache.stats()
+    return PruneReport(removed, after["entries"], after["disk_bytes"])
 
 
 def iso_time(ts: float) -> str:

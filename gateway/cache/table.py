@@ -226,12 +226,14 @@ class CacheTable:
         except OSError:
             return found
         for top in sorted(tops):
-            for dirpath, dirs, files in os.walk(top):
+            empty: set[str] = set()
+            for dirpath, dirs, files in os.walk(top, topdown=False):  # children first
                 for name in files:
                     path = Path(dirpath) / name
                     if path not in referenced:
                         found.append((f"unknown file: {path}", _remove_file(path, now)))
-                if not dirs and not files:
+                if not files and all(os.path.join(dirpath, d) in empty for d in dirs):
+                    empty.add(dirpath)
                     found.append((f"empty directory: {dirpath}", _remove_dir(Path(dirpath))))
         return found
 

@@ -124,9 +124,9 @@ def import_(
 ) -> ImportReport:
     """Load an export into the cache; every shard is checked before anything is written."""
     manifest = read_manifest(source)
+    report = ImportReport()
     try:
         shards = [_checked(source, shard) for shard in manifest["shards"]]
-        report = ImportReport()
         bar = Progress("importing", sum(int(s["rows"]) for s, _ in shards), enabled=progress)
         for shard, rows in shards:
             for start in range(0, shard["rows"], _BATCH):
@@ -135,6 +135,9 @@ def import_(
                 bar.advance(len(chunk))
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CommandError(f"{source}: malformed export ({type(exc).__name__}: {exc})") from exc
+    finally:
+        if overwrite and report.imported:
+            cache.entries_changed()  # entries a server holds in memory may have been rewritten
     bar.close()
     return report
 

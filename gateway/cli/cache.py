@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.options import settings_from
+from gateway.cli.options import config_path, settings_from
 from gateway.config import Settings
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -80,29 +81,39 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings_from(args)
 
 
-def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
+def _open(args: argparse.Namespace, *, writes: bool, create: bool = False) -> Any:
+    """The cache; read-only when this command only reads and the directory cannot be written
+    (a warm cache on a read-only volume); a command that writes stops there with exit 2."""
     from gateway.cache.store import VectorCache
     from gateway.errors import CommandError
 
     settings = _settings(args)
     if not create and not Path(settings.cache.dir).is_dir():
-        raise CommandError(f"no cache at {settings.cache.dir}")
-    return VectorCache(settings.cache)
+        raise CommandError(f"no cache at {os.path.abspath(settings.cache.dir)}")
+    return VectorCache(settings.cache, writes=writes)
+
+
+def _config_file(args: argparse.Namespace) -> str | None:
+    """The config file these settings came from, absolute (both it and the cache dir depend on
+    the working directory), or None."""
+    path = config_path(args)
+    return os.path.abspath(path) if path is not None else None
 
 
 def _stats(args: argparse.Namespace) -> int:
     from gateway.cache.admin import stats
 
-    cache = _open(args)
+    cache = _open(args, writes=False)
     try:
-        report = stats(cache, progress=not args.quiet)
+        report = {**stats(cache, progress=not args.quiet), "config": _config_file(args)}
     finally:
         cache.close()
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     limit = report["size_limit_bytes"]
-    print(f"cache      {report['directory']}")
+    print(f"cache      {report['directory']}" + (" (read-only)" if report["read_only"] else ""))
+    print(f"config     {report['config'] or 'none (defaults and GATEWAY_* environment)'}")
     print(f"entries    {report['entries']:,}")
     print(f"on disk    {_human(report['disk_bytes'])} of {_human(limit) if limit else 'unbounded'}")
     print(f"eviction   {report['eviction_policy']}")
@@ -120,7 +131,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from gateway.cache.admin import verify
 
-    cache = _open(args)
+    cache = _open(args, writes=args.fix)
     try:
         report = verify(cache, fix=args.fix, progress=not args.quiet)
     finally:
@@ -140,9 +151,9 @@ def _prune(args: argparse.Namespace) -> int:
     if args.model is None and args.older_than is None and args.to_size is None:
         print("gateway: prune needs --model, --older-than or --to-size", file=sys.stderr)
         return 2
-    cache = _open(args)
+    cache = _open(args, writes=not args.dry_run)
     try:
-        removed = prune(
+        report = prune(
             cache,
             model=args.model,
             older_than_s=None if args.older_than is None else args.older_than * 86400,
@@ -150,18 +161,21 @@ def _prune(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             progress=not args.quiet,
         )
-        left = cache.stats()
     finally:
         cache.close()
-    verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb} {removed:,} entries; {left['entries']:,} left, {_human(left['disk_bytes'])}")
+    if args.dry_run:
+        about = "about " if report.estimated else ""
+        print(f"would remove {about}{report.removed:,} entries; {about}{report.left:,} left")
+        return 0
+    size = _human(report.left_bytes or 0)
+    print(f"removed {report.removed:,} entries; {report.left:,} left, {size}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from gateway.cache.transfer import export
 
-    cache = _open(args)
+    cache = _open(args, writes=False)
     try:
         manifest = export(
             cache, args.path, model=args.model, shard_rows=args.shard_rows, progress=not args.quiet
@@ -177,7 +191,7 @@ def _import(args: argparse.Namespace) -> int:
     from gateway.cache.transfer import import_, read_manifest
 
     read_manifest(args.path)  # refuse a bad export before creating a cache
-    cache = _open(args, create=True)
+    cache = _open(args, writes=True, create=True)
     try:
         report = import_(cache, args.path, overwrite=args.overwrite, progress=not args.quiet)
     finally:

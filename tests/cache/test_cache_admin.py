@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,7 +155,11 @@ def test_prune_by_model_by_age_and_down_to_a_size(
     seeded(tmp_path).close()
     where = ["--cache-dir", str(tmp_path / "c")]
     code, out = cli(capsys, "prune", "--older-than", "30", "--dry-run", *where)
-    assert code == 0 and "would remove 10 entries; 20 left" in out
+    assert code == 0 and "would remove 10 entries; 10 left" in out  # was "20 left": the total
+    assert (
+        "would remove 10 entries; 10 left"
+        in cli(capsys, "prune", "--model", GE2, "--dry-run", *where)[1]
+    )
     code, out = cli(capsys, "prune", "--model", "old-model", *where)
     assert "removed 10 entries; 10 left" in out
     code, out = cli(capsys, "prune", "--to-size", "0", *where)
@@ -197,3 +202,71 @@ def test_import_refuses_a_damaged_or_foreign_export_and_keeps_existing_entries(
     code = main(["cache", "import", str(export_dir), *target])
     assert code == 1 and "could never be found" in capsys.readouterr().err
     assert main(["cache", "stats", "--cache-dir", str(tmp_path / "nowhere")]) == 1
+
+
+def test_a_dry_run_down_to_a_size_previews_what_the_eviction_removes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = VectorCache(CacheSettings(dir=str(tmp_path / "c")))
+    for batch in range(30):  # 300 vectors of 3072 dims, stored in 30 moments
+        items = {key(batch * 10 + i): v for i, v in enumerate(vectors(10))}
+        cache.put_records(
+            {k: Record(GE2, 3072, time.time(), 5, v.vector.tobytes()) for k, v in items.items()}
+        )
+    target = cache.stats()["disk_bytes"] // 3
+    cache.close()
+    where = ["--cache-dir", str(tmp_path / "c")]
+    code, out = cli(capsys, "prune", "--to-size", str(target), "--dry-run", *where)
+    assert code == 0
+    match = re.match(r"would remove about (\d+) entries; about (\d+) left", out)
+    assert match is not None, out  # was "would remove 0 entries; 300 left"
+    would, would_leave = int(match[1]), int(match[2])
+    assert would + would_leave == 300
+    code, out = cli(capsys, "prune", "--to-size", str(target), *where)
+    removed = int(re.match(r"removed (\d+) entries", out)[1])  # type: ignore[index]
+    assert 150 <= removed <= 250 and abs(would - removed) <= 10, (would, removed)
+    # with --model first: what the model's removal already frees is not evicted again
+    code, out = cli(capsys, "prune", "--model", GE2, "--to-size", "0", "--dry-run", *where)
+    assert f"would remove about {300 - removed} entries; about 0 left" in out
+
+
+def test_stats_says_where_the_cache_and_the_config_file_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    seeded(tmp_path).close()
+    code, out = cli(capsys, "stats", "--cache-dir", "c")  # relative to the working directory
+    assert code == 0
+    assert f"cache      {tmp_path / 'c'}\n" in out
+    assert "config     none (defaults and GATEWAY_* environment)" in out
+    (tmp_path / "config.toml").write_text('[cache]\ndir = "c"\n')
+    report = json.loads(cli(capsys, "stats", "--json")[1])
+    assert report["directory"] == str(tmp_path / "c")
+    assert report["config"] == str(tmp_path / "config.toml")
+    assert report["read_only"] is False and report["entries"] == 20
+
+
+def test_verify_reports_file_store_problems_and_fix_leaves_collections_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = seeded(tmp_path)
+    big = Record(GE2, 9000, time.time(), 1, np.ones(9000, dtype="<f4").tobytes())
+    cache.put_records({key(700): big, key(701): big})  # 36 KB each: diskcache files them
+    cache.close()
+    root = tmp_path / "c"
+    collection = root / "collections" / "docs"  # where collections live by default
+    collection.mkdir(parents=True)
+    (collection / "store.sqlite").write_bytes(b"rows")
+    (collection / "index.usearch").write_bytes(b"graph")
+    value_files = sorted(p for p in root.rglob("*.val"))
+    assert len(value_files) == 2
+    value_files[0].unlink()  # a vector's file lost: its row can never be served
+    where = ["--cache-dir", str(root)]
+    code, out = cli(capsys, "verify", *where)
+    assert code == 1 and f"integrity: file not found: {value_files[0]}" in out  # was not said
+    assert "collections" not in out
+    code, out = cli(capsys, "verify", "--fix", *where)
+    assert (collection / "store.sqlite").read_bytes() == b"rows"  # was deleted as "unknown"
+    assert (collection / "index.usearch").read_bytes() == b"graph"
+    code, out = cli(capsys, "verify", *where)
+    assert code == 0 and "checked 21 entries: 0 damaged" in out
