@@ -120,7 +120,14 @@ def test_the_cmd_with_the_env_serves_passes_its_healthcheck_and_stops_on_sigterm
         miss = httpx.post(
             f"{base}/v1/embeddings", json={"model": "gemini-embedding-2", "input": "x"}
         )
-        assert miss.status_code == 503 and "cache-only" in miss.json()["error"]["message"]
+        assert miss.status_code == 503 and "retry-after" not in miss.headers  # retrying cannot help
+        error = miss.json()["error"]
+        assert (error["type"], error["code"], error["param"]) == (
+            "upstream_error",
+            "cache_miss",
+            None,
+        )
+        assert "cache-only" in error["message"]
         assert httpx.get(f"{base}/metrics").status_code == 200
         assert volume.is_dir() and any(volume.iterdir())  # the cache lives on the volume
         assert_huge_body_is_refused_unread(port)
