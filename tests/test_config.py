@@ -184,9 +184,7 @@ def test_a_command_line_value_out_of_range_says_so() -> None:
         ("[upstream]\nbackoff_base_s = 30\n", "backoff_base_s (30.0) is above backoff_max_s"),
     ],
 )
-def test_keys_that_must_agree_are_checked_together(
-    tmp_path: Path, toml: str, message: str
-) -> None:
+def test_keys_that_must_agree_are_checked_together(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "gw.toml"
     path.write_text(toml)
     with pytest.raises(ConfigError, match=re.escape(message)) as info:
