@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, get, route
 
 from gateway.api.deps import services_of
-from gateway.api.http.openapi import Operation, declare
+from gateway.api.http.operation import Operation, declare
 from gateway.api.http.raw_response import RawJSON
 from gateway.observability.metrics import render
 

@@ -27,7 +27,7 @@ from gateway.api.collections.bodies import (
 )
 from gateway.api.deps import Services, services_of
 from gateway.api.http.cache_headers import cache_headers
-from gateway.api.http.openapi import Operation, declare
+from gateway.api.http.operation import Operation, declare
 from gateway.api.http.raw_response import RawJSON
 from gateway.api.openai.routes import resolve_model
 from gateway.errors import InvalidRequest

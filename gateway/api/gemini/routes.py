@@ -17,7 +17,7 @@ from gateway.api.deps import Services, services_of
 from gateway.api.gemini import schema
 from gateway.api.gemini.wire import WireItem, parse_request
 from gateway.api.http.cache_headers import cache_headers
-from gateway.api.http.openapi import Operation, declare
+from gateway.api.http.operation import Operation, declare
 from gateway.api.http.raw_response import RawJSON, read_body
 from gateway.config import ModelSpec
 from gateway.content.model import Content, EmbedParams, estimate_tokens

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.api.http.openapi import ref
+from gateway.api.http.operation import ref
 from gateway.api.openai.schema import TaskType
 
 Mime = Annotated[

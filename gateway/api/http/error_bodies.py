@@ -9,6 +9,8 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from gateway.api.http.allow import allow_table
+from gateway.api.http.dialect import is_gemini_path as is_gemini_path  # auth.py imports it here
 from gateway.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
 from gateway.observability.request_log import request_id, request_state
 
@@ -70,13 +72,6 @@ _STATUS_BY_CODE = {
 }
 
 
-def is_gemini_path(path: str) -> bool:
-    """Gemini-dialect routes: `/v1beta/...` and `/v1/models/{model}:method`."""
-    if path.startswith("/v1beta/"):
-        return True
-    return path.startswith("/v1/models/") and ":" in path.rsplit("/", 1)[-1]
-
-
 def gateway_error_of(exc: Exception) -> GatewayError:
     """Turn a framework exception into the gateway's tree; GatewayErrors pass through."""
     if isinstance(exc, GatewayError):
@@ -112,7 +107,9 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         error.message = f"{error.message}: {request.method} {path[:_MAX_PATH_ECHO]}"
     response = render(error, gemini=is_gemini_path(path))
     if isinstance(exc, HTTPException) and exc.headers and "allow" in exc.headers:
-        response.headers["allow"] = exc.headers["allow"]  # 405: the methods this path serves
+        # 405: the methods this path serves (the router's node may mix both dialects' routes)
+        listed = sorted(m.strip() for m in exc.headers["allow"].split(","))
+        response.headers["allow"] = allow_table(request.app).allow(path) or ", ".join(listed)
     return response
 
 

@@ -1,8 +1,8 @@
 """The OpenAPI document, built from what each route declares and the msgspec Structs of its bodies.
 
 The embedding routes read raw bytes and decode them with their own lean Structs, so litestar
-cannot see their bodies. Each route handler instead carries its `Operation`s in `opt` (see
-`declare`), and `build` turns the app's routes into an OpenAPI 3.1 document once, on the first
+cannot see their bodies. Each route handler instead carries its `Operation`s in `opt`
+(operation.py), and `build` turns the app's routes into an OpenAPI 3.1 document once, on the first
 request for it: nothing of this runs on the hot path.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -18,10 +17,8 @@ from litestar.routes import HTTPRoute
 from litestar.routes.base import BaseRoute
 
 from gateway.api.http.error_bodies import GeminiErrorBody, OpenAIErrorBody
+from gateway.api.http.operation import MODEL_MARK, REF, Operation, operations_of
 
-OPT_KEY = "openapi"
-MODEL_MARK = "x-gateway-model"  # a string the builder turns into an enum of the configured models
-_REF = "#/components/schemas/{name}"
 _PARAM = re.compile(r"\{(\w+)\}")
 
 ERROR_TEXT = {
@@ -59,34 +56,6 @@ _HEADERS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Operation:
-    """What one route handler declares for the document: its bodies, errors and dialect."""
-
-    id: str
-    tag: str
-    summary: str
-    description: str = ""
-    body: Any = None  # a msgspec type: the JSON request body
-    response: Any = None  # a msgspec type: the 200 answer's JSON body
-    errors: tuple[int, ...] = ()
-    gemini: bool = False  # errors as google.rpc.Status instead of OpenAI's envelope
-    cache_headers: bool = False  # the answer carries x-cache and x-cache-hits
-    path: tuple[str, str] | None = None  # rewrite of the route's path template (old, new)
-    open: bool = False  # no client key needed (probes)
-    components: tuple[Any, ...] = ()  # types referenced only from hand-written schema fragments
-
-
-def declare(*operations: Operation) -> dict[str, Any]:
-    """The `opt=` of a route handler that documents these operations."""
-    return {OPT_KEY: operations}
-
-
-def ref(name: str) -> dict[str, str]:
-    """A JSON Schema reference to a component of the document."""
-    return {"$ref": _REF.format(name=name)}
-
-
 def build(
     routes: Iterable[BaseRoute],
     *,
@@ -103,14 +72,14 @@ def build(
         for handler in route.route_handlers:
             if handler.include_in_schema is False or "OPTIONS" in handler.http_methods:
                 continue
-            operations = handler.opt.get(OPT_KEY) or (_undeclared(handler),)
+            operations = operations_of(handler) or (_undeclared(handler),)
             for verb in sorted(handler.http_methods):
                 found.extend((route.path_format, verb.lower(), op) for op in operations)
     types: list[Any] = [OpenAIErrorBody, GeminiErrorBody]
     for _, _, op in found:
         types += [t for t in (op.body, op.response, *op.components) if t is not None]
     unique = list(dict.fromkeys(types))
-    refs, schemas = msgspec.json.schema_components(unique, ref_template=_REF)
+    refs, schemas = msgspec.json.schema_components(unique, ref_template=REF)
     ref_of = dict(zip(unique, refs, strict=True))
     _mark_models(schemas, list(models))
     paths: dict[str, dict[str, Any]] = {}

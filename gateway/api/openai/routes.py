@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 
 from gateway.api.deps import services_of
 from gateway.api.http.cache_headers import cache_headers
-from gateway.api.http.openapi import Operation, declare
+from gateway.api.http.operation import Operation, declare
 from gateway.api.http.raw_response import RawJSON, decode_json, read_body
 from gateway.api.openai import schema
 from gateway.api.openai.input import parse_input

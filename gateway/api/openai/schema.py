@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.api.http.openapi import MODEL_MARK, ref
+from gateway.api.http.operation import MODEL_MARK, ref
 
 ModelName = Annotated[
     str,
