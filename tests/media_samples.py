@@ -174,3 +174,37 @@ def pdf_page_chain(depth: int) -> bytes:
     """A PDF of one page at the bottom of a chain of `depth` /Pages nodes."""
     chain = [b"<< /Type /Pages /Kids [%d 0 R] /Count 1 >>" % (n + 3) for n in range(depth)]
     return raw_pdf([CATALOG, *chain, b"<< /Type /Page /MediaBox [0 0 1 1] >>"])
+
+
+_ONE_PAGE = (
+    b"%PDF-1.7\n1 0 obj\n" + CATALOG + b"\nendobj\n2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 "
+    b">>\nendobj\n3 0 obj\n" + PAGE + b"\nendobj\n"
+)
+
+
+def pdf_with_xref_table(entries: int) -> bytes:
+    """A one-page PDF whose classic xref table lists `entries` objects (20 bytes each)."""
+    table = b"xref\n0 %d\n0000000000 65535 f \n" % entries + b"0000000009 00000 n \n" * (
+        entries - 1
+    )
+    tail = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        entries,
+        len(_ONE_PAGE),
+    )
+    return _ONE_PAGE + table + tail
+
+
+def pdf_with_objects(count: int) -> bytes:
+    """A one-page PDF followed by `count` tiny objects and no usable xref: pypdf rescans it all."""
+    junk = b"".join(b"%d 0 obj\nnull\nendobj\n" % n for n in range(4, count + 4))
+    return _ONE_PAGE + junk + b"trailer\n<< /Root 1 0 R >>\nstartxref\n999\n%%EOF\n"
+
+
+def pdf_with_xref_stream(entries: int) -> bytes:
+    """A one-page PDF whose compressed xref stream (a few kB) lists `entries` objects."""
+    packed = zlib.compress(b"\x01\x00\x00" * entries, 9)
+    stream = (
+        b"4 0 obj\n<< /Type /XRef /Size %d /W [1 1 1] /Root 1 0 R /Filter /FlateDecode " % entries
+    )
+    stream += b"/Length %d >>\nstream\n%s\nendstream\nendobj\n" % (len(packed), packed)
+    return _ONE_PAGE + stream + b"startxref\n%d\n%%%%EOF\n" % len(_ONE_PAGE)
