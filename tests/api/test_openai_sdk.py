@@ -147,16 +147,24 @@ async def test_quantised_with_encoding_format_base64_are_the_raw_bytes_as_a_stri
     np.testing.assert_array_equal(codes, view(gateway, [FakePart.from_text("hello")], 768, dtype))
 
 
-async def test_quantised_without_encoding_format_is_misread_as_float32(gateway: Gateway) -> None:
+@pytest.mark.parametrize(("dtype", "code_dtype", "width"), QUANTISED)
+async def test_quantised_without_encoding_format_is_misread_as_float32(
+    gateway: Gateway, dtype: str, code_dtype: Any, width: int
+) -> None:
     """The trap the README warns about: the SDK asks for base64 and decodes the codes as float32."""
-    codes = view(gateway, [FakePart.from_text("hello")], 768, "int8")
+    codes = view(gateway, [FakePart.from_text("hello")], 768, dtype)
     result = await gateway.openai.embeddings.create(
-        model=MODEL, input=["hello"], dimensions=768, extra_body={"output_dtype": "int8"}
+        model=MODEL, input=["hello"], dimensions=768, extra_body={"output_dtype": dtype}
     )
     got = result.data[0].embedding
-    assert len(got) == 192  # 768 one-byte codes read as 4-byte floats (NaNs compare equal here)
-    np.testing.assert_array_equal(got, np.frombuffer(codes.tobytes(), "<f4").tolist())
-    with pytest.raises(ValueError, match="multiple of element size"):  # 130 bytes: not 4k
+    assert len(got) == width // 4  # one-byte codes read as 4-byte floats: 192, or 24 for bits
+    np.testing.assert_array_equal(got, np.frombuffer(codes.tobytes(), "<f4").tolist())  # NaN == NaN
+
+
+async def test_quantised_without_encoding_format_fails_when_bytes_are_not_4k(
+    gateway: Gateway,
+) -> None:
+    with pytest.raises(ValueError, match="multiple of element size"):  # 130 int8 codes
         await gateway.openai.embeddings.create(
             model=MODEL, input=["hello"], dimensions=130, extra_body={"output_dtype": "int8"}
         )
