@@ -111,15 +111,13 @@ def test_the_cmd_with_the_env_serves_passes_its_healthcheck_and_stops_on_sigterm
     workdir.mkdir()
     cmd = json.loads(dockerfile.args("CMD")[-1])
     server = start(cmd, cwd=workdir, env=env, port=port, log=tmp_path / "serve.log")
-    base = server.base
+    http = httpx.Client(base_url=server.base)
     try:
         healthcheck = dockerfile.args("HEALTHCHECK")[0].split(" CMD ", 1)[1]
         assert subprocess.run(["sh", "-c", healthcheck], env=env, timeout=10).returncode == 0
-        ready = httpx.get(f"{base}/readyz").json()
+        ready = http.get("/readyz").json()
         assert ready["checks"]["upstream"] == "cache-only"  # no GEMINI_API_KEY in the env
-        miss = httpx.post(
-            f"{base}/v1/embeddings", json={"model": "gemini-embedding-2", "input": "x"}
-        )
+        miss = http.post("/v1/embeddings", json={"model": "gemini-embedding-2", "input": "x"})
         assert miss.status_code == 503 and "retry-after" not in miss.headers  # retrying cannot help
         error = miss.json()["error"]
         assert (error["type"], error["code"], error["param"]) == (
@@ -128,12 +126,13 @@ def test_the_cmd_with_the_env_serves_passes_its_healthcheck_and_stops_on_sigterm
             None,
         )
         assert "cache-only" in error["message"]
-        assert httpx.get(f"{base}/metrics").status_code == 200
+        assert http.get("/metrics").status_code == 200
         assert volume.is_dir() and any(volume.iterdir())  # the cache lives on the volume
         assert_huge_body_is_refused_unread(port)
         second = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, timeout=30)
         assert second.returncode == 2 and b"cannot listen" in second.stderr  # never shares a port
     finally:
+        http.close()
         code = server.stop()
     out = server.output()
     assert code == 0, out

@@ -38,8 +38,9 @@ def test_gateway_serve_answers_the_openai_sdk_and_curl_shapes(served: Server) ->
     a, b = (np.asarray(r.parse().data[0].embedding) for r in (first, second))
     np.testing.assert_array_equal(a, b)
     assert a.shape == (3072,)
-    curl_like = httpx.post(
-        f"{base}/v1/embeddings",
+    http = httpx.Client(base_url=base)
+    curl_like = http.post(
+        "/v1/embeddings",
         json={"model": "gemini-embedding-2", "input": ["hello", "world"], "dimensions": 256},
     )
     assert curl_like.status_code == 200
@@ -47,8 +48,9 @@ def test_gateway_serve_answers_the_openai_sdk_and_curl_shapes(served: Server) ->
     assert [len(d["embedding"]) for d in body["data"]] == [256, 256]
     assert curl_like.headers["x-cache"] == "PARTIAL"
     assert curl_like.headers["x-cache-hits"] == "1/2"
-    assert httpx.get(f"{base}/readyz").json()["checks"]["upstream"] == "fake"
-    assert httpx.get(f"{base}/schema/openapi.json").status_code == 200
+    assert http.get("/readyz").json()["checks"]["upstream"] == "fake"
+    assert http.get("/schema/openapi.json").status_code == 200
+    http.close()
     assert served.stop() == 0
     out = served.output()
     request_lines = [line for line in out.splitlines() if '"event":"request"' in line]
