@@ -207,7 +207,7 @@ async def test_a_cancelled_client_does_not_cancel_the_call_others_wait_on(
     settings = fast_settings(tmp_path)
     cache = VectorCache(settings.cache)
     scheduler = direct_scheduler(settings, fake, cache)
-    fake.latency_s = 0.2
+    fake.latency_s = 0.05
     items = keyed("shared text")
     leaving = asyncio.create_task(scheduler.embed(items, PARAMS, 3072))
     staying = asyncio.create_task(scheduler.embed(items, PARAMS, 3072))
@@ -229,7 +229,7 @@ async def test_a_lone_waiter_that_leaves_still_gets_the_vector_cached(
     settings = fast_settings(tmp_path)
     cache = VectorCache(settings.cache)
     scheduler = direct_scheduler(settings, fake, cache)
-    fake.latency_s = 0.1
+    fake.latency_s = 0.05
     items = keyed("asked once, then abandoned")
     task = asyncio.create_task(scheduler.embed(items, PARAMS, 3072))
     await until(lambda: fake.call_count > 0)
