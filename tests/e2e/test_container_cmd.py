@@ -113,6 +113,8 @@ def test_the_cmd_with_the_env_serves_passes_its_healthcheck_and_stops_on_sigterm
     server = start(cmd, cwd=workdir, env=env, port=port, log=tmp_path / "serve.log")
     http = httpx.Client(base_url=server.base)
     try:
+        # Its stderr is no TTY (docker logs): JSON lines, batched, yet there while it runs.
+        server.wait_for("running cache-only", timeout=0.2 + 2)  # [log] buffer_ms plus slack
         healthcheck = dockerfile.args("HEALTHCHECK")[0].split(" CMD ", 1)[1]
         assert subprocess.run(["sh", "-c", healthcheck], env=env, timeout=10).returncode == 0
         ready = http.get("/readyz").json()
