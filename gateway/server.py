@@ -6,13 +6,16 @@ import gc
 import os
 import signal
 import socket
+from typing import TYPE_CHECKING
 
 import msgspec
-from litestar import Litestar
 
 from gateway.cache.opening import preflight
 from gateway.config import Settings, load_secrets
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:  # litestar is the workers' import: the parent only forks them (~0.2 s)
+    from litestar import Litestar
 
 SETTINGS_ENV = "GATEWAY__SETTINGS"
 
