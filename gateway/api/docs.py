@@ -60,6 +60,10 @@ def openapi_document(request: Request[Any, Any, Any]) -> bytes:
             title=TITLE,
             version=_version(),
             models=[name for spec in settings.models for name in (spec.id, *spec.aliases)],
+            dims=(
+                min(spec.min_dims for spec in settings.models),
+                max(spec.dims for spec in settings.models),
+            ),
             auth=bool(services.secrets.client_keys),
         )
         body = msgspec.json.encode(document)

@@ -138,6 +138,7 @@ async def list_collections(request: Request[Any, Any, Any]) -> RawJSON:
         Operation(
             id="retrieveCollection",
             tag=_TAG,
+            params=(schema.NAME_PARAM,),
             summary="Retrieve a collection",
             response=schema.CollectionCard,
             errors=(404,),
@@ -156,6 +157,7 @@ async def get_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
         Operation(
             id="deleteCollection",
             tag=_TAG,
+            params=(schema.NAME_PARAM,),
             summary="Delete a collection",
             response=schema.CollectionDeleted,
             errors=(404, 503),
@@ -176,6 +178,7 @@ async def delete_collection(request: Request[Any, Any, Any], name: str) -> RawJS
         Operation(
             id="addItems",
             tag=_TAG,
+            params=(schema.NAME_PARAM,),
             summary="Add or replace items",
             description="Embeds inputs (through the cache) or takes vectors; an item with a known"
             " id is replaced.",
@@ -247,6 +250,7 @@ async def add_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
         Operation(
             id="deleteItems",
             tag=_TAG,
+            params=(schema.NAME_PARAM,),
             summary="Delete items",
             description="Ids that do not exist are not an error.",
             body=schema.DeleteItems,
@@ -278,6 +282,7 @@ async def delete_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
         Operation(
             id="searchCollection",
             tag=_TAG,
+            params=(schema.NAME_PARAM,),
             summary="Search a collection",
             description="The k items nearest to an input or a vector, optionally only those whose"
             " metadata matches `filter`.",

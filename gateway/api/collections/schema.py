@@ -11,15 +11,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.api.openai.schema import Element, ModelName, Usage
+from gateway.api.openai.schema import Dimensions, Element, ModelName, Usage
 
-Name = Annotated[
-    str,
-    Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-        description="1-64 letters, digits, '_', '-' or '.', starting with a letter or digit.",
-    ),
-]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+NAME_TEXT = "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit."
+Name = Annotated[str, Meta(pattern=NAME_PATTERN, description=NAME_TEXT)]
+NAME_PARAM = ("name", {"type": "string", "pattern": NAME_PATTERN, "description": NAME_TEXT})
 Vector = Annotated[
     list[float], Meta(description="A vector of the collection's dimensions; it is normalised.")
 ]
@@ -37,7 +34,7 @@ class CreateCollection(_Body):
 
     name: Name
     model: ModelName | None = None
-    dimensions: Annotated[int, Meta(description="The model's size range.")] | None = None
+    dimensions: Dimensions | None = None
     dtype: Literal["f32", "f16", "i8", "b1"] = "f32"
     metric: Literal["cos"] = "cos"
     connectivity: Annotated[int, Meta(ge=2, le=128)] | None = None

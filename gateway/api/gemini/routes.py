@@ -83,6 +83,7 @@ _ERRORS = (400, 404, 408, 413, 429, 502, 503, 504)
             gemini=True,
             cache_headers=True,
             path=("{target}", "{model}:batchEmbedContents"),
+            params=(schema.MODEL_PARAM,),
             components=schema.COMPONENTS,
         ),
         Operation(
@@ -96,6 +97,7 @@ _ERRORS = (400, 404, 408, 413, 429, 502, 503, 504)
             gemini=True,
             cache_headers=True,
             path=("{target}", "{model}:embedContent"),
+            params=(schema.MODEL_PARAM,),
             components=schema.COMPONENTS,
         ),
     ),

@@ -9,54 +9,68 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
-from gateway.api.http.operation import ref
-from gateway.api.openai.schema import TaskType
+from gateway.api.http.operation import MODEL_MARK, ref
+from gateway.api.openai.schema import BASE64, TaskType
+from gateway.media import SUPPORTED
 
 Mime = Annotated[
     str,
     Meta(
-        description="image/png, image/jpeg, audio/wav, audio/mp3, video/mp4, video/mov or"
-        " application/pdf (common aliases such as image/jpg are accepted).",
-        examples=["image/png"],
+        description="The MIME type of a kind the model takes (common aliases such as image/jpg"
+        " and audio/mpeg are accepted too).",
+        extra_json_schema={"enum": list(SUPPORTED)},
     ),
 ]
 GeminiTask = TaskType | Literal["TASK_TYPE_UNSPECIFIED"]
 Dimensionality = Annotated[
-    int | str, Meta(description="1..3072; proto3 JSON also takes the integer as a string.")
+    Annotated[int, Meta(ge=1, le=3072)] | Annotated[str, Meta(pattern=r"^[1-9][0-9]{0,3}$")],
+    Meta(description="1..3072; proto3 JSON also takes the integer as a string of digits."),
 ]
+MODEL_PARAM = (
+    "model",
+    {"type": "string", "description": "A configured model; any other is a 404.", MODEL_MARK: ""},
+)
 
 
 class Blob(msgspec.Struct, kw_only=True):
     """Inline media: base64 (standard or URL-safe, padded or not) and its MIME type."""
 
-    data: Annotated[str, Meta(min_length=1)]
-    mimeType: Mime | None = None
-    mime_type: Mime | None = None
+    data: Annotated[str, Meta(min_length=1, pattern=BASE64)]
+    mimeType: Mime | UnsetType = UNSET
+    mime_type: Mime | UnsetType = UNSET
 
 
 class FileData(msgspec.Struct, kw_only=True):
     """A Files API reference, passed upstream as is."""
 
-    fileUri: str | None = None
-    file_uri: str | None = None
-    mimeType: Mime | None = None
-    mime_type: Mime | None = None
+    fileUri: Annotated[str, Meta(min_length=1)] | UnsetType = UNSET
+    file_uri: Annotated[str, Meta(min_length=1)] | UnsetType = UNSET
+    mimeType: Mime | UnsetType = UNSET
+    mime_type: Mime | UnsetType = UNSET
 
 
 def _one(field: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": {field: schema}, "required": [field]}
 
 
+def _either(*spellings: str) -> dict[str, Any]:
+    """One field that may come under either of its spellings."""
+    return {"anyOf": [{"required": [name]} for name in spellings]}
+
+
+_MIME = _either("mimeType", "mime_type")
+_BLOB = {"allOf": [ref("Blob"), _MIME]}
+_FILE = {"allOf": [ref("FileData"), _either("fileUri", "file_uri"), _MIME]}
 PART: dict[str, Any] = {
     "description": "Exactly one of text, inline data or file data, in either spelling.",
     "oneOf": [
         _one("text", {"type": "string", "minLength": 1}),
-        _one("inlineData", ref("Blob")),
-        _one("inline_data", ref("Blob")),
-        _one("fileData", ref("FileData")),
-        _one("file_data", ref("FileData")),
+        _one("inlineData", _BLOB),
+        _one("inline_data", _BLOB),
+        _one("fileData", _FILE),
+        _one("file_data", _FILE),
     ],
 }
 
@@ -80,7 +94,19 @@ class EmbedContentRequest(msgspec.Struct, kw_only=True):
     """One EmbedContentRequest: the `:embedContent` body and each `requests[i]` of a batch."""
 
     model: (
-        Annotated[str, Meta(description="`models/{model}`; must match the URL's model.")] | None
+        Annotated[
+            Any,
+            Meta(
+                extra_json_schema={
+                    "description": "`models/{model}` or `{model}`; must be the URL's model.",
+                    "anyOf": [
+                        {"type": "string", MODEL_MARK: "models/"},
+                        {"type": "string", MODEL_MARK: ""},
+                    ],
+                }
+            ),
+        ]
+        | None
     ) = None
     content: Content
     taskType: GeminiTask | None = None

@@ -8,6 +8,7 @@ request for it: nothing of this runs on the hot path.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -17,7 +18,7 @@ from litestar.routes import HTTPRoute
 from litestar.routes.base import BaseRoute
 
 from gateway.api.http.error_bodies import GeminiErrorBody, OpenAIErrorBody
-from gateway.api.http.operation import MODEL_MARK, REF, Operation, operations_of
+from gateway.api.http.operation import DIMS_MARK, MODEL_MARK, REF, Operation, operations_of
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -62,9 +63,14 @@ def build(
     title: str,
     version: str,
     models: Sequence[str],
+    dims: tuple[int, int],
     auth: bool,
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of `routes` as they are configured in this process."""
+    """The OpenAPI 3.1 document of `routes` as they are configured in this process.
+
+    `models` are the model ids and aliases the gateway serves, `dims` the smallest and largest
+    output size any of them takes.
+    """
     found: list[tuple[str, str, Operation]] = []
     for route in routes:
         if not isinstance(route, HTTPRoute):
@@ -81,11 +87,14 @@ def build(
     unique = list(dict.fromkeys(types))
     refs, schemas = msgspec.json.schema_components(unique, ref_template=REF)
     ref_of = dict(zip(unique, refs, strict=True))
-    _mark_models(schemas, list(models))
     paths: dict[str, dict[str, Any]] = {}
     for route_path, method, op in found:
         path = route_path.replace(*op.path) if op.path else route_path
-        paths.setdefault(path, {})[method] = _operation(op, path, method, models, ref_of, auth)
+        paths.setdefault(path, {})[method] = _operation(op, path, method, ref_of, auth)
+    # the marks may sit in module-level fragments the operations share: fill in copies
+    schemas, paths = copy.deepcopy((schemas, paths))
+    _fill_marks(schemas, list(models), dims)
+    _fill_marks(paths, list(models), dims)
     responses = {
         f"{dialect}{status}": _error(status, ref_of[body])
         for dialect, body in (("OpenAI", OpenAIErrorBody), ("Gemini", GeminiErrorBody))
@@ -125,25 +134,24 @@ def _undeclared(handler: Any) -> Operation:
     return Operation(id=handler.handler_name, tag="undeclared", summary=handler.summary or "")
 
 
-def _mark_models(node: Any, models: list[str]) -> None:
-    """Every string marked MODEL_MARK becomes an enum of the configured models and aliases."""
+def _fill_marks(node: Any, models: list[str], dims: tuple[int, int]) -> None:
+    """Strings marked MODEL_MARK become an enum of the configured models and aliases (after the
+    mark's prefix); integers marked DIMS_MARK get the configured models' size range."""
     if isinstance(node, dict):
-        if node.pop(MODEL_MARK, False):
-            node["enum"] = models
+        prefix = node.pop(MODEL_MARK, None)
+        if prefix is not None:
+            node["enum"] = [prefix + name for name in models]
+        if node.pop(DIMS_MARK, False):
+            node["minimum"], node["maximum"] = dims
         for value in node.values():
-            _mark_models(value, models)
+            _fill_marks(value, models, dims)
     elif isinstance(node, list):
         for value in node:
-            _mark_models(value, models)
+            _fill_marks(value, models, dims)
 
 
 def _operation(
-    op: Operation,
-    path: str,
-    method: str,
-    models: Sequence[str],
-    ref_of: dict[Any, dict[str, Any]],
-    auth: bool,
+    op: Operation, path: str, method: str, ref_of: dict[Any, dict[str, Any]], auth: bool
 ) -> dict[str, Any]:
     version = path.split("/", 2)[1]
     suffix = "" if version == "v1" else version.capitalize() if version == "v1beta" else "Root"
@@ -154,7 +162,16 @@ def _operation(
     }
     if op.description:
         out["description"] = op.description
-    parameters = [_path_parameter(name, models) for name in _PARAM.findall(path)]
+    declared = dict(op.params)
+    parameters = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": declared.get(name, {"type": "string", "minLength": 1}),
+        }
+        for name in _PARAM.findall(path)
+    ]
     if parameters:
         out["parameters"] = parameters
     if op.body is not None:
@@ -176,13 +193,6 @@ def _operation(
     if auth and op.open:
         out["security"] = []
     return out
-
-
-def _path_parameter(name: str, models: Sequence[str]) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "minLength": 1}
-    if name == "model":  # a Gemini route's model: any other is a 404
-        schema["enum"] = list(models)
-    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def _error(status: int, envelope: dict[str, Any]) -> dict[str, Any]:

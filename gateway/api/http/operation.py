@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 OPT_KEY = "openapi"
-MODEL_MARK = "x-gateway-model"  # a string the builder turns into an enum of the configured models
+# A string the builder turns into an enum of the configured models; the mark's value is a prefix.
+MODEL_MARK = "x-gateway-model"
+DIMS_MARK = "x-gateway-dims"  # an integer the builder bounds by the configured models' sizes
 REF = "#/components/schemas/{name}"
 
 
@@ -24,6 +26,7 @@ class Operation:
     gemini: bool = False  # errors as google.rpc.Status instead of OpenAI's envelope
     cache_headers: bool = False  # the answer carries x-cache and x-cache-hits
     path: tuple[str, str] | None = None  # rewrite of the route's path template (old, new)
+    params: tuple[tuple[str, dict[str, Any]], ...] = ()  # path parameters' schemas, by name
     open: bool = False  # no client key needed (probes)
     components: tuple[Any, ...] = ()  # types referenced only from hand-written schema fragments
 

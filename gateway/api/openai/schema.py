@@ -11,13 +11,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.api.http.operation import MODEL_MARK, ref
+from gateway.api.http.operation import DIMS_MARK, MODEL_MARK, ref
 
 ModelName = Annotated[
     str,
     Meta(
         description="A configured model id or alias (GET /v1/models lists them).",
-        extra_json_schema={MODEL_MARK: True},
+        extra_json_schema={MODEL_MARK: ""},
     ),
 ]
 Uri = Annotated[
@@ -29,8 +29,21 @@ Uri = Annotated[
     ),
 ]
 NonEmpty = Annotated[str, Meta(min_length=1)]
+TOKEN_ID: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 100255}
 TokenIds = Annotated[
-    list[int], Meta(min_length=1, description="cl100k_base token ids, decoded to text.")
+    list[int],
+    Meta(
+        min_length=1,
+        description="cl100k_base token ids (0..100255, or a special token), decoded to text.",
+    ),
+]
+Dimensions = Annotated[
+    int,
+    Meta(
+        description="The embedding's size: a truncated, re-normalised vector (each model has its"
+        " range; Gemini Embedding 2 takes 128..3072).",
+        extra_json_schema={DIMS_MARK: True},
+    ),
 ]
 
 TaskType = Literal[
@@ -61,8 +74,12 @@ class ImagePart(msgspec.Struct, tag="image_url", tag_field="type"):
     image_url: Url | Uri
 
 
+# Either alphabet, padded or not: whole groups of 4, then 2 or 3 characters or nothing.
+BASE64 = r"^(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$"
+
+
 class AudioData(msgspec.Struct):
-    data: Annotated[str, Meta(min_length=1, description="Base64 of the audio file.")]
+    data: Annotated[str, Meta(min_length=1, pattern=BASE64, description="Base64 of the audio.")]
     format: Literal["wav", "mp3"] | None = None
 
 
@@ -120,7 +137,7 @@ ELEMENT: dict[str, Any] = {
     ' (fused into one embedding) or {"content": [...]}.',
     "anyOf": [
         {"type": "string", "minLength": 1},
-        {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+        {"type": "array", "items": TOKEN_ID, "minItems": 1},
         _PART,
         {"type": "array", "items": {"anyOf": [{"type": "string", "minLength": 1}, _PART]}},
         ref("ContentInput"),
@@ -136,7 +153,7 @@ Input = Annotated[
             " 2048 by default).",
             "anyOf": [
                 {"type": "string"},
-                {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+                {"type": "array", "items": TOKEN_ID, "minItems": 1},
                 {"type": "array", "items": ELEMENT, "minItems": 1},
             ],
         }
@@ -150,7 +167,7 @@ class CreateEmbeddingRequest(msgspec.Struct, kw_only=True):
     model: ModelName
     input: Input
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: Annotated[int, Meta(description="128..3072 for Gemini Embedding 2.")] | None = None
+    dimensions: Dimensions | None = None
     output_dtype: Literal["float", "int8", "uint8", "binary", "ubinary"] | None = None
     task_type: TaskType | None = None
     input_type: Literal["query", "document"] | None = None
