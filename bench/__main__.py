@@ -1,12 +1,14 @@
 """`python -m bench`: every benchmark, one after the other, within a time budget.
 
     python -m bench            # the full suite (~10-15 min on 2 cores; first run installs LiteLLM)
-    python -m bench --quick    # shorter runs (~4-6 min), same table and files
+    python -m bench --quick    # shorter runs (~5-8 min), same table and files
     python -m bench --only http,vectors
+    python -m bench --write    # update the tracked bench/RESULTS.md and bench/results/
     python -m bench --compose  # rebuild RESULTS.md from the last run, running nothing
 
-Prints a summary table and writes bench/RESULTS.md (the machine, the goals, every section)
-and the PNG charts in bench/results/.
+Prints a summary table and writes RESULTS.md (the machine, the goals, every section), each
+benchmark's section and the PNG charts: to the git-ignored bench/.scratch/ by default, so a run
+leaves the tree clean; to bench/RESULTS.md and bench/results/ with --write.
 """
 
 from __future__ import annotations
@@ -18,16 +20,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import machine
+from bench.outputs import BENCH, ROOT, Outputs, outputs, shown
 from bench.results_doc import compose
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS_MD = BENCH / "RESULTS.md"
-RUN_JSON = BENCH / "results" / "run.json"  # the last run's record, for --compose
 DEFAULT_BUDGET_S = 15 * 60
 # The rest of the budget is shared out in this order; the HTTP comparison is the headline.
 FIRST = ("http",)
@@ -39,18 +37,20 @@ def discover() -> list[str]:
     return [n for n in FIRST if n in names] + [n for n in names if n not in FIRST]
 
 
-def command(name: str, quick: bool) -> list[str]:
-    """How to run one benchmark; `--quick` only where its script understands it."""
+def command(name: str, quick: bool, write: bool) -> list[str]:
+    """How to run one benchmark (every script takes --quick and --write)."""
     script = BENCH / f"bench_{name}.py"
     cmd = [sys.executable, str(script.relative_to(ROOT))]
-    if quick and '"--quick"' in script.read_text(encoding="utf-8"):
+    if quick:
         cmd.append("--quick")
+    if write:
+        cmd.append("--write")
     return cmd
 
 
-def run_one(name: str, quick: bool, timeout_s: float) -> dict[str, object]:
+def run_one(name: str, quick: bool, write: bool, timeout_s: float) -> dict[str, object]:
     """Run a benchmark as a child process (its own interpreter, so none skews another)."""
-    cmd = command(name, quick)
+    cmd = command(name, quick, write)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_QUICK": "1" if quick else ""}
     shown = " ".join(["python", *cmd[1:]])
     print(f"\n== {name}: {shown} (at most {timeout_s:.0f} s)", flush=True)
@@ -60,7 +60,7 @@ def run_one(name: str, quick: bool, timeout_s: float) -> dict[str, object]:
         code = proc.wait(timeout=timeout_s)
         status = "ok" if code == 0 else f"failed (exit {code})"
     except subprocess.TimeoutExpired:
-        # SIGTERM first: bench_http stops the servers it started before it exits.
+        # SIGTERM first: bench_http, bench_server and bench_mixed stop what they started.
         proc.terminate()
         try:
             proc.wait(timeout=30)
@@ -78,16 +78,19 @@ def summary_table(ran: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def write_results(run: dict[str, Any]) -> None:
+def write_results(run: dict[str, Any], out: Outputs) -> None:
     """RESULTS.md from a run record and the section files as they are now."""
-    http = BENCH / "results" / "http.json"
+    http = out.results / "http.json"
     http_data = json.loads(http.read_text()) if http.exists() else None
     facts = dict(run["facts"])
     if http_data and http_data.get("meta", {}).get("litellm"):
         facts["litellm"] = http_data["meta"]["litellm"]
-    RESULTS_MD.write_text(
+    previous = out.results_md.read_text(encoding="utf-8") if out.results_md.exists() else ""
+    out.root.mkdir(parents=True, exist_ok=True)
+    out.results_md.write_text(
         compose(
-            previous=RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "",
+            results_dir=out.results,
+            previous=previous,
             facts=facts,
             runs_table=summary_table(run["ran"]),
             http_data=http_data,
@@ -103,7 +106,9 @@ def write_results(run: dict[str, Any]) -> None:
         from bench.http_report import goals_table
 
         print("\n" + goals_table(http_data))
-    print(f"\nwrote {RESULTS_MD.relative_to(ROOT)} ({run['invocation']}, {run['total_s']:.0f} s)")
+    print(f"\nwrote {shown(out.results_md)} ({run['invocation']}, {run['total_s']:.0f} s)")
+    if out.root != BENCH:
+        print("(untracked scratch copy: `--write` updates bench/RESULTS.md and bench/results/)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="shorter runs, same outputs")
     parser.add_argument(
+        "--write",
+        action="store_true",
+        help="update the tracked bench/RESULTS.md and bench/results/ "
+        "(default: bench/.scratch/, git-ignored)",
+    )
+    parser.add_argument(
         "--only", help="comma-separated names (default: all of " + ", ".join(discover()) + ")"
     )
     parser.add_argument("--budget", type=float, help=f"total seconds (default {DEFAULT_BUDGET_S})")
@@ -123,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run nothing: rebuild RESULTS.md from the last run and the current section files",
     )
     args = parser.parse_args(argv)
+    out = outputs(args.write)
     if args.compose:
-        if not RUN_JSON.exists():
-            parser.error("no previous run recorded: run `python -m bench` first")
-        write_results(json.loads(RUN_JSON.read_text()))
+        if not out.run_json.exists():
+            again = "python -m bench" + (" --write" if args.write else "")
+            parser.error(f"no previous run recorded in {shown(out.root)}: run `{again}` first")
+        write_results(json.loads(out.run_json.read_text()), out)
         return 0
     names = discover()
     if args.only:
@@ -146,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                 {"name": name, "command": "-", "status": "skipped: budget spent", "seconds": 0}
             )
             continue
-        ran.append(run_one(name, args.quick, left))
+        ran.append(run_one(name, args.quick, args.write, left))
     invocation = "python -m bench" + (" --quick" if args.quick else "")
+    invocation += " --write" if args.write else ""
     if args.only:
         invocation += f" --only {args.only}"
     run = {
@@ -157,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "total_s": round(time.monotonic() - started, 1),
     }
-    RUN_JSON.parent.mkdir(exist_ok=True)
-    RUN_JSON.write_text(json.dumps(run, indent=1))
-    write_results(run)
+    out.results.mkdir(parents=True, exist_ok=True)
+    out.run_json.write_text(json.dumps(run, indent=1))
+    write_results(run, out)
     return 0 if all(r["status"] == "ok" for r in ran) else 1
 
 

@@ -1,7 +1,8 @@
 """Which diskcache eviction policy bounds the gateway's cache (issue 8). Standalone script.
 
-    /work/venv/bin/python bench/bench_cache_policy.py            # ~1-2 min, writes the results
-    /work/venv/bin/python bench/bench_cache_policy.py --entries 1000 --lookups 5000 --no-write
+    /work/venv/bin/python bench/bench_cache_policy.py            # ~1-2 min
+    /work/venv/bin/python bench/bench_cache_policy.py --quick    # smaller sizes, ~30 s
+    /work/venv/bin/python bench/bench_cache_policy.py --entries 1000 --lookups 5000
 
 For each policy (least-recently-stored, least-recently-used, least-frequently-used), on the real
 VectorCache with the memory tier off so every hit reads disk:
@@ -9,7 +10,7 @@ VectorCache with the memory tier off so every hit reads disk:
    new vectors every 10 ms in another thread (the misses of a live gateway);
 2. hit ratio of a bounded cache: a Zipf(1.0) stream over `--universe` keys with room for a quarter
    of them; a miss stores the vector (as the gateway does after fetching it upstream).
-Writes bench/results/cache_policy.md.
+Writes cache_policy.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.outputs import add_write_flag, outputs  # noqa: E402
 from gateway.cache.store import Cached, Record, VectorCache  # noqa: E402
 from gateway.config import CacheSettings  # noqa: E402
 
 POLICIES = ("least-recently-stored", "least-recently-used", "least-frequently-used")
 DIMS = 3072
 ZIPF_S = 1.0  # a finite Zipf: rank r is asked for in proportion to 1 / r
-RESULTS = ROOT / "bench" / "results" / "cache_policy.md"
+# (full, --quick) defaults of the sizes; an explicit option wins over both.
+SIZES = {"entries": (3000, 1500), "reads": (2000, 1000), "universe": (4000, 2000),
+         "lookups": (20000, 8000)}  # fmt: skip
 
 
 def key(i: int) -> bytes:
@@ -167,12 +171,16 @@ def choice(p50s: dict[tuple[str, int], float], ratios: dict[str, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--entries", type=int, default=3000, help="cached vectors for latency")
-    parser.add_argument("--reads", type=int, default=2000, help="timed reads per measurement")
-    parser.add_argument("--universe", type=int, default=4000, help="distinct keys (hit ratio)")
-    parser.add_argument("--lookups", type=int, default=20000, help="lookups (hit ratio)")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--entries", type=int, help="cached vectors for latency (3000)")
+    parser.add_argument("--reads", type=int, help="timed reads per measurement (2000)")
+    parser.add_argument("--universe", type=int, help="distinct keys, hit ratio (4000)")
+    parser.add_argument("--lookups", type=int, help="lookups, hit ratio (20000)")
+    parser.add_argument("--quick", action="store_true", help="about half of every size")
+    add_write_flag(parser)
     args = parser.parse_args()
+    for name, (full, quick) in SIZES.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     lat: list[str] = []
     ratio: list[str] = []
     p50s: dict[tuple[str, int], float] = {}
@@ -212,10 +220,7 @@ def main() -> None:
         ]
     )
     print(text)
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text)
-        print(f"wrote {RESULTS}", file=sys.stderr)
+    outputs(args.write).write("cache_policy.md", text)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Hashing and ingest throughput for one 20 MB video part (issue 3). Standalone script, ~10 s.
 
-    /work/venv/bin/python bench/bench_hashing.py          # writes bench/results/hashing.md
-    /work/venv/bin/python bench/bench_hashing.py --results-md  # and its RESULTS.md section
-    /work/venv/bin/python bench/bench_hashing.py --no-write --rounds 3
+    /work/venv/bin/python bench/bench_hashing.py            # 7 rounds
+    /work/venv/bin/python bench/bench_hashing.py --quick    # 3 rounds
+    /work/venv/bin/python bench/bench_hashing.py --write    # into bench/results/hashing.md
 
 Measured on one MP4 of 20,000,000 bytes (a real ftyp/moov/mvhd, random mdat):
 1. blake3 of the bytes, one thread and blake3's own threads (what content_key does >= 4 MiB);
@@ -11,6 +11,7 @@ Measured on one MP4 of 20,000,000 bytes (a real ftyp/moov/mvhd, random mdat):
    sniff -> mvhd duration -> checked Part (gateway.api.openai.input.parse_input);
 4. for scale: base64 decoding alone and a memory copy of the same bytes.
 Figures are MB/s (10^6 bytes of decoded media per second), best and median of `--rounds`.
+Writes hashing.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
 from __future__ import annotations
@@ -35,15 +36,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.results_doc import replace_section  # noqa: E402
+from bench.outputs import add_write_flag, outputs  # noqa: E402
 from gateway.api.openai.input import parse_input  # noqa: E402
 from gateway.config import MediaSettings, ModelSpec  # noqa: E402
 from gateway.content.keys import content_key  # noqa: E402
 from gateway.content.model import Content, EmbedParams  # noqa: E402
 from gateway.media import media_part  # noqa: E402
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
-OWN = ROOT / "bench" / "results" / "hashing.md"
 SIZE = 20_000_000
 
 
@@ -128,26 +127,18 @@ def report(rows: list[tuple[str, list[float]]], rounds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    """Replace the '## Media hashing' section of RESULTS.md (or append it), keeping the others."""
-    replace_section(RESULTS, "Media hashing", section)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--no-write", action="store_true", help="only print")
-    ap.add_argument("--results-md", action="store_true", help="also update bench/RESULTS.md")
+    ap.add_argument("--rounds", type=int, help="timed rounds (7; --quick: 3)")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds")
+    add_write_flag(ap)
     args = ap.parse_args()
-    section = report(run(args.rounds), args.rounds)
+    rounds = args.rounds or (3 if args.quick else 7)
+    section = report(run(rounds), rounds)
     print(section)
-    if not args.no_write:
-        OWN.parent.mkdir(parents=True, exist_ok=True)
-        OWN.write_text(section.replace("## Media hashing", "# Media hashing", 1), encoding="utf-8")
-        print(f"wrote {OWN.relative_to(ROOT)}")
-    if args.results_md and not args.no_write:
-        write_section(section)
-        print(f"updated {RESULTS.relative_to(ROOT)}")
+    outputs(args.write).write(
+        "hashing.md", section.replace("## Media hashing", "# Media hashing", 1)
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Cache-hit throughput and latency over HTTP, side by side: gateway, bare litestar, LiteLLM.
 
     python bench/bench_http.py [--quick] [--duration S] [--rounds N] [--concurrency 1,16,64]
-                                [--no-litellm]
+                                [--no-litellm] [--write]
 
 Every system runs at once on 127.0.0.1; each concurrency step times every (scenario, system)
-pair one after the other with wrk, in rounds, so drift on a shared machine hits all alike. Writes
-bench/results/http.json, bench/results/http.md and the charts.
+pair one after the other with wrk, in rounds, so drift on a shared machine hits all alike.
+The "fresh bytes" scenario sends the cached input with a new `user` in every request, so the
+gateway's response memo cannot replay it: parsing, hashing and the vector tiers are timed.
+Writes http.json, http.md and the charts to bench/.scratch/results/ (bench/results/ with --write).
 """
 
 from __future__ import annotations
@@ -27,16 +29,21 @@ from bench import http_report  # noqa: E402
 from bench.http_probe import body, stampede_items, warm_and_verify  # noqa: E402
 from bench.http_servers import SCRATCH, Server, bare_server, gateway_server  # noqa: E402
 from bench.http_wrk import run_wrk, write_script  # noqa: E402
+from bench.outputs import add_write_flag, outputs  # noqa: E402
 from gateway.fake import FakeGemini, run_fake_in_thread  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 SCRIPTS = SCRATCH / "wrk"
 BATCH = 100
 SCENARIOS: dict[str, tuple[str | list[str], str]] = {
     "single_b64": ("the cached single input", "base64"),
+    "single_b64_fresh": ("the cached single input", "base64"),
     "single_float": ("the cached single input", "float"),
     "batch100_b64": ([f"cached batch input {i}" for i in range(BATCH)], "base64"),
 }
+# New request bytes every time (wrk adds a `user` of its own to each request).
+FRESH = {"single_b64_fresh"}
+# LiteLLM keys its cache on `user` too: a fresh-bytes request would be a miss there, not a hit.
+FRESH_SYSTEMS = {"gateway", "bare-litestar"}
 
 
 def _systems(fake_url: str, with_litellm: bool) -> list[tuple[str, Callable[[], Server]]]:
@@ -78,8 +85,13 @@ def _warm(servers: dict[str, Server], fake: FakeGemini) -> dict[str, dict[str, i
         for scenario, (inputs, encoding) in SCENARIOS.items():
             n = len(inputs) if isinstance(inputs, list) else 1
             payload = body(inputs, encoding)
+            fresh = scenario in FRESH
+            if fresh and name not in FRESH_SYSTEMS:
+                continue
             warm[name][scenario] = warm_and_verify(server.url, payload, n, fake, server.headers)
-            script = write_script(SCRIPTS, f"{name}-{scenario}", payload, server.headers)
+            script = write_script(
+                SCRIPTS, f"{name}-{scenario}", payload, server.headers, fresh=fresh
+            )
             # An untimed second under load: connections, allocators and caches settle.
             run_wrk(server.url + "/v1/embeddings", script, connections=4, duration_s=1)
             server.wait_idle()
@@ -97,7 +109,7 @@ def _timed(
     row["upstream_calls"] = fake.call_count - calls
     row["drain_s"] = round(drain, 1)
     print(
-        f"  {scenario:13} c={conc:<3} {name:15} {res.rps:>10,.1f} req/s"
+        f"  {scenario:16} c={conc:<3} {name:15} {res.rps:>10,.1f} req/s"
         f"  p50 {res.p50_ms:8.2f} ms  p99 {res.p99_ms:8.2f} ms  errors {res.errors}",
         file=sys.stderr,
     )
@@ -148,6 +160,8 @@ def run(
                 plan = []
                 for scenario in SCENARIOS:
                     for name, server in servers.items():
+                        if scenario in FRESH and name not in FRESH_SYSTEMS:
+                            continue
                         rps = last.get((scenario, name))
                         if rps is not None and rps * duration_s < 2 * conc:
                             skipped.append(
@@ -185,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds, best kept (default 2)")
     parser.add_argument("--concurrency", help="comma-separated client counts (default 1,16,64)")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM peers")
+    add_write_flag(parser)
     args = parser.parse_args(argv)
     # On SIGTERM (python -m bench's time budget) unwind normally, so the servers get stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -195,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     data = run(duration, concurrencies, rounds, with_litellm=not args.no_litellm)
     data["meta"] = http_report.meta(with_litellm=not args.no_litellm)
     data["command"] = " ".join(["python bench/bench_http.py", *(argv or sys.argv[1:])])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "http.json").write_text(json.dumps(data, indent=1))
-    (RESULTS / "http.md").write_text(http_report.markdown(data))
-    http_report.charts(data, RESULTS)
+    out = outputs(args.write)
+    out.write("http.json", json.dumps(data, indent=1))
+    out.write("http.md", http_report.markdown(data))
+    http_report.charts(data, out.results)
     print(http_report.goals_table(data))
     return 0
 

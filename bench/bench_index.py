@@ -1,15 +1,16 @@
 """Collections search quality and speed on real 384-dim embeddings (issue 6). Standalone script.
 
-    /work/venv/bin/python bench/bench_index.py            # ~3 min on 2 cores; writes the results
+    /work/venv/bin/python bench/bench_index.py            # ~3 min on 2 cores
     /work/venv/bin/python bench/bench_index.py --quick    # fewer queries and sizes
     /work/venv/bin/python bench/bench_index.py --big      # adds the 200k-vector run (~6 more min)
 
-Data: ../shared/data/minilm384_pypi52k.f16.npy (52,000 MiniLM sentence embeddings); rows 0-999
-are the queries, rows 2000- the corpus; truth is the exact float top-10. Every figure goes through
-the gateway's own Collection (SQLite store, HnswIndex/FlatIndex, rescoring from stored floats),
-one query at a time on one thread, as a request is served. OpenBLAS runs on one thread here (the
-usearch baselines do too), so the exact-path ratios compare like with like.
-Writes bench/results/index.md.
+Data: ../shared/data/minilm384_pypi52k.f16.npy, or in $BENCH_DATA_DIR (52,000 MiniLM sentence
+embeddings); rows 0-999 are the queries, rows 2000- the corpus; truth is the exact float top-10.
+Every figure goes through the gateway's own Collection (SQLite store, HnswIndex/FlatIndex,
+rescoring from stored floats), one query at a time on one thread, as a request is served.
+OpenBLAS runs on one thread here (the usearch baselines do too), so the exact-path ratios compare
+like with like.
+Writes index.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.outputs import add_write_flag, outputs  # noqa: E402
 from gateway.config import CollectionSettings  # noqa: E402
 from gateway.vectorstore.collection import Collection  # noqa: E402
 from gateway.vectorstore.flat import FlatIndex  # noqa: E402
@@ -46,8 +48,10 @@ from gateway.vectorstore.hnsw import HnswIndex  # noqa: E402
 from gateway.vectorstore.spec import CollectionSpec  # noqa: E402
 from gateway.vectorstore.store import ItemStore, NewItem  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "minilm384_pypi52k.f16.npy"
-RESULTS = ROOT / "bench" / "results" / "index.md"
+DATA = (
+    Path(os.environ.get("BENCH_DATA_DIR") or ROOT.parent / "shared" / "data")
+    / "minilm384_pypi52k.f16.npy"
+)
 K = 10
 M, EF_ADD = 16, 128
 F32 = np.float32
@@ -109,7 +113,7 @@ class Built:
         directory = root / self.spec.name
         directory.mkdir(parents=True)
         self.collection = Collection(directory, ItemStore.create(directory, self.spec), settings)
-        self.collection.status = "ready"
+        self.collection.prepare()  # empty store: the exact path, status ready
         self.collection.dense = None
         t = time.perf_counter()
         for a in range(0, len(corpus), 2048):
@@ -488,7 +492,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer queries, sizes and points")
     parser.add_argument("--big", action="store_true", help="also the 200k run (several minutes)")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    add_write_flag(parser)
     args = parser.parse_args()
     if not DATA.exists():
         print(f"bench_index: {DATA} is missing; nothing to measure (skipped)")
@@ -537,10 +541,7 @@ def main() -> int:
     out.append(f"Total run time {time.monotonic() - started:.0f} s.")
     text = "\n".join(out) + "\n"
     print(text)
-    if not args.no_write:
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(text, encoding="utf-8")
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    outputs(args.write).write("index.md", text)
     return 0
 
 

@@ -1,7 +1,7 @@
 """What the upstream scheduler costs and saves on misses (issue 7). Standalone script, ~40 s.
 
-    /work/venv/bin/python bench/bench_misses.py            # writes bench/results/misses.md
-    /work/venv/bin/python bench/bench_misses.py --no-write
+    /work/venv/bin/python bench/bench_misses.py            # ~40 s
+    /work/venv/bin/python bench/bench_misses.py --quick    # fewer rounds, ~20 s
 
 FakeGemini answers on a 127.0.0.1 socket with 50 ms latency per call; the gateway's GeminiUpstream
 (the real google-genai SDK on httpx) talks to it. Measured:
@@ -12,6 +12,7 @@ FakeGemini answers on a 127.0.0.1 socket with 50 ms latency per call; the gatewa
 3. miss throughput: distinct items/s through the Scheduler vs the bare upstream driven as hard as
    the same settings allow (max_concurrency calls of max_batch items back to back), at 3072 dims
    and at 256 dims (the SDK's JSON and pydantic parse of 3072 floats per item is CPU-bound).
+Writes misses.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.outputs import add_write_flag, outputs  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.config import Secrets, Settings, load_settings  # noqa: E402
 from gateway.content.keys import content_key  # noqa: E402
@@ -42,7 +44,6 @@ from gateway.fake import FakeGemini, run_fake_in_thread  # noqa: E402
 from gateway.upstream.gemini import GeminiUpstream  # noqa: E402
 from gateway.upstream.scheduler import Scheduler  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "misses.md"
 LATENCY_S = 0.05
 KEY = "bench-key"
 PARAMS = EmbedParams(
@@ -245,7 +246,8 @@ async def main(args: argparse.Namespace) -> str:
     lines = [
         "## Upstream scheduler: misses",
         "",
-        f"`python bench/bench_misses.py`, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC,"
+        f"`python bench/bench_misses.py --rounds {args.rounds} --items {args.items}"
+        f" --best-of {args.best_of}`, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC,"
         f" {elapsed:.0f} s, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores."
         f" FakeGemini on a 127.0.0.1 socket, {LATENCY_S * 1000:.0f} ms per call; the real"
         f" google-genai SDK in front of it; default `[upstream]`: max_batch {s.max_batch},"
@@ -293,13 +295,14 @@ async def main(args: argparse.Namespace) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=60, help="isolated misses per side")
+    parser.add_argument("--rounds", type=int, help="isolated misses per side (60; quick 30)")
     parser.add_argument("--items", type=int, default=1000, help="items per throughput run")
-    parser.add_argument("--best-of", type=int, default=3, help="interleaved throughput rounds")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--best-of", type=int, help="interleaved throughput rounds (3; quick 1)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    add_write_flag(parser)
     arguments = parser.parse_args()
+    arguments.rounds = arguments.rounds or (30 if arguments.quick else 60)
+    arguments.best_of = arguments.best_of or (1 if arguments.quick else 3)
     report = asyncio.run(main(arguments))
     print(report)
-    if not arguments.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(report)
+    outputs(arguments.write).write("misses.md", report)

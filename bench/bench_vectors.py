@@ -1,13 +1,14 @@
 """Benchmark of gateway.core.vectors and api.encoding.vector_json (issue 5). Standalone script.
 
-    /work/venv/bin/python bench/bench_vectors.py            # ~30-60 s, updates bench/RESULTS.md
-    /work/venv/bin/python bench/bench_vectors.py --no-write --no-quality
+    /work/venv/bin/python bench/bench_vectors.py            # ~30-60 s
+    /work/venv/bin/python bench/bench_vectors.py --quick --no-quality
 
 Speed, in one run on the same synthetic 3072-dim vectors: the naive per-call numpy pipeline
 (3072 -> 768, re-normalise, int8 and ubinary), this core batched and one vector per call, and the
 machine's copy bandwidth (the floor); float-JSON of one 3072-dim vector vs msgspec on tolist().
-Quality, on real embeddings in ../shared/data (skipped with a message if absent): recall@10 of int8
-and binary codes against exact float cosine top-10.
+Quality, on real embeddings in ../shared/data or $BENCH_DATA_DIR (skipped with a message if
+absent): recall@10 of int8 and binary codes against exact float cosine top-10.
+Writes vectors.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.results_doc import replace_section  # noqa: E402
+from bench.outputs import add_write_flag, outputs  # noqa: E402
 from gateway.api.encoding.vector_json import rows_json  # noqa: E402
 from gateway.core.vectors import DTYPES, derive, rows_base64  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "minilm384_pypi52k.f16.npy"
-RESULTS = ROOT / "bench" / "RESULTS.md"
+DATA = (
+    Path(os.environ.get("BENCH_DATA_DIR") or ROOT.parent / "shared" / "data")
+    / "minilm384_pypi52k.f16.npy"
+)
 FULL, VIEW = 3072, 768
 
 
@@ -210,7 +213,8 @@ def report(
     lines = [
         "## Vectors",
         "",
-        f"`python bench/bench_vectors.py`, {dt.date.today().isoformat()}, {platform.machine()}, "
+        f"`python bench/bench_vectors.py --n {n} --rounds {rounds}`, "
+        f"{dt.date.today().isoformat()}, {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
         f"orjson {orjson.__version__}, OPENBLAS_CORETYPE={blas or 'unset'}, load average "
         f"{load:.1f} at the start (the cores are shared). Best of {rounds} interleaved loops: "
@@ -290,18 +294,15 @@ def report(
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    """Replace the '## Vectors' section of RESULTS.md (or append it), keeping the others."""
-    replace_section(RESULTS, "Vectors", section)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=8192, help="vectors in the speed batch")
-    ap.add_argument("--rounds", type=int, default=40, help="interleaved timing rounds")
+    ap.add_argument("--rounds", type=int, help="interleaved timing rounds (40; --quick: 10)")
     ap.add_argument("--no-quality", action="store_true", help="skip the recall part")
-    ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds")
+    add_write_flag(ap)
     args = ap.parse_args()
+    args.rounds = args.rounds or (10 if args.quick else 40)
     if os.environ.get("OPENBLAS_CORETYPE"):
         print(
             "note: OPENBLAS_CORETYPE is set, which slows OpenBLAS kernels (vecdot, matmul); "
@@ -315,9 +316,7 @@ def main() -> None:
     section = report(speed, js, quality, args.rounds, load)
     print(section)
     print(f"(bench took {time.perf_counter() - t0:.0f} s)")
-    if not args.no_write:
-        write_section(section)
-        print(f"updated {RESULTS.relative_to(ROOT)}")
+    outputs(args.write).write("vectors.md", section.replace("## Vectors", "# Vectors", 1))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRATCH = ROOT / "bench" / ".scratch"
+from bench.outputs import ROOT, SCRATCH
+
 BIN = Path(sys.executable).parent
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 

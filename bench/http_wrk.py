@@ -10,12 +10,30 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 _MARK = "BENCHJSON "
+# One body for every request: byte-identical repeats.
+_FIXED = """\
+wrk.body = [==[%BODY%]==]
+"""
+# New bytes for every request: the body with `"user":"<thread>-<n>"` added, so no two requests
+# (across wrk's threads too) are the same and the gateway's response memo cannot replay them.
+_FRESH = """\
+local head = [==[%HEAD%]==]
+local count = 0
+local next_id = 1
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
+function request()
+  count = count + 1
+  return wrk.format(nil, nil, nil, head .. id .. "-" .. count .. '"}')
+end
+"""
 # done() prints one JSON line; latencies are wrk's microseconds.
 _LUA = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-%HEADERS%wrk.body = [==[%BODY%]==]
-
+%HEADERS%%BODY%
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -64,16 +82,30 @@ def ensure_wrk() -> str:
 
 
 def write_script(
-    directory: Path, name: str, body: bytes, headers: dict[str, str] | None = None
+    directory: Path,
+    name: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    *,
+    fresh: bool = False,
 ) -> Path:
-    """A Lua script that POSTs `body` as JSON (plus `headers`) and reports in the BENCHJSON line."""
+    """A Lua script that POSTs `body` as JSON (plus `headers`) and reports in the BENCHJSON line.
+
+    `fresh`: every request gets a `user` of its own (the body must be a JSON object without one).
+    """
     text = body.decode()
     if "]==]" in text:
         raise ValueError("body would end the Lua long string")
+    if fresh:
+        if not text.endswith("}") or '"user"' in text:
+            raise ValueError("a fresh body must be a JSON object without a user field")
+        requests = _FRESH.replace("%HEAD%", text[:-1] + ',"user":"u')
+    else:
+        requests = _FIXED.replace("%BODY%", text)
     extra = "".join(
         f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items()
     )
-    lua = _LUA.replace("%HEADERS%", extra).replace("%BODY%", text).replace("%MARK%", _MARK)
+    lua = _LUA.replace("%HEADERS%", extra).replace("%BODY%", requests).replace("%MARK%", _MARK)
     path = directory / f"{name}.lua"
     path.write_text(lua)
     return path

@@ -1,4 +1,4 @@
-"""bench/RESULTS.md: the machine, the goals, and every benchmark's own section, in one page."""
+"""RESULTS.md: the machine, the goals, and every benchmark's own section, in one page."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 
 from bench import machine
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# Sections written straight into RESULTS.md by their benchmark (bench_vectors), kept as found.
+# Sections older runs wrote straight into RESULTS.md: kept as found until their file exists.
 INLINE_SECTIONS = ("Vectors",)
 ORDER = ("http",)  # the headline first; the other results/*.md follow by name
 
@@ -18,17 +17,6 @@ def inline_section(previous: str, title: str) -> str:
     """The `## title` section of the previous RESULTS.md, up to the next `## `, or ''."""
     match = re.search(rf"^## {re.escape(title)}\s*$.*?(?=^## |\Z)", previous, re.M | re.S)
     return match.group(0).strip() if match else ""
-
-
-def replace_section(results: Path, title: str, section: str) -> None:
-    """Replace the `## title` section of `results` (or append it), keeping every other section."""
-    text = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    results.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def as_section(text: str) -> str:
@@ -45,14 +33,15 @@ def as_section(text: str) -> str:
     return "\n".join(lines)
 
 
-def section_files() -> list[Path]:
-    files = sorted(RESULTS_DIR.glob("*.md"))
+def section_files(results_dir: Path) -> list[Path]:
+    files = sorted(results_dir.glob("*.md"))
     first = [f for name in ORDER for f in files if f.stem == name]
     return first + [f for f in files if f not in first]
 
 
 def compose(
     *,
+    results_dir: Path,
     previous: str,
     facts: dict[str, str],
     runs_table: str,
@@ -67,7 +56,8 @@ def compose(
         "# Benchmark results",
         "",
         f"Latest run: `{invocation}`, {when}, {total_s:.0f} s in all. Re-run it with "
-        "`python -m bench` (`--quick` for shorter runs); charts are in `results/`.",
+        "`python -m bench --write` (`--quick` for shorter runs; without `--write` the page and "
+        "its files go to the git-ignored `bench/.scratch/`); charts are in `results/`.",
         "",
         "The machine is small and shared: other work running at the same time depresses the "
         "absolute numbers (see the load average below). The comparisons are ratios measured "
@@ -95,10 +85,10 @@ def compose(
             "",
         ]
     parts += ["Benchmarks in this run:", "", runs_table, ""]
-    for path in section_files():
+    for path in section_files(results_dir):
         parts += [as_section(path.read_text(encoding="utf-8")), ""]
     for title in INLINE_SECTIONS:
-        if (RESULTS_DIR / f"{title.lower()}.md").exists():
+        if (results_dir / f"{title.lower()}.md").exists():
             continue
         kept = inline_section(previous, title)
         if kept:
