@@ -208,3 +208,34 @@ def pdf_with_xref_stream(entries: int) -> bytes:
     )
     stream += b"/Length %d >>\nstream\n%s\nendstream\nendobj\n" % (len(packed), packed)
     return _ONE_PAGE + stream + b"startxref\n%d\n%%%%EOF\n" % len(_ONE_PAGE)
+
+
+def pdf_with_padded_page(padding: int) -> bytes:
+    """A one-page PDF whose page dictionary is followed by `padding` spaces before `endobj`."""
+    return raw_pdf([CATALOG, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>", PAGE + b" " * padding])
+
+
+def pdf_with_padded_object_stream(padding: int) -> bytes:
+    """A one-page PDF whose /Pages node sits in an object stream padded with `padding` spaces.
+
+    The stream compresses to about padding / 230 bytes; the xref is a stream too (PDF 1.5).
+    """
+    pages = b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>"
+    packed = zlib.compress(b"2 0 " + pages + b" " * padding, 1)
+    objects = {
+        1: CATALOG,
+        3: PAGE,
+        4: b"<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n%s\n"
+        b"endstream" % (len(packed), packed),
+    }
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = {}
+    for number, body in objects.items():
+        offsets[number] = len(out)
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    rows = [(0, 0, 255), (1, offsets[1], 0), (2, 4, 0), (1, offsets[3], 0), (1, offsets[4], 0)]
+    rows.append((1, len(out), 0))  # the xref stream itself, object 5
+    table = b"".join(struct.pack(">BIB", *row) for row in rows)
+    out += b"5 0 obj\n<< /Type /XRef /Size 6 /W [1 4 1] /Root 1 0 R /Length %d >>\n" % len(table)
+    out += b"stream\n%s\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % (table, rows[-1][1])
+    return bytes(out)
