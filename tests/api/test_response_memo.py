@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from structlog.testing import capture_logs
 
@@ -86,8 +87,8 @@ async def test_the_gemini_route_replays_too_and_keys_by_path(gateway: Gateway) -
 
 
 def memo_entries(gateway: Gateway) -> int:
-    app = gateway.http.app
-    return len(app.state["services"].responses)  # type: ignore[attr-defined]
+    app: Litestar = gateway.http.app
+    return len(app.state["services"].responses)
 
 
 async def test_a_body_over_the_memo_limit_is_served_by_content_keys_not_hashed_whole(
