@@ -239,3 +239,14 @@ def pdf_with_padded_object_stream(padding: int) -> bytes:
     out += b"5 0 obj\n<< /Type /XRef /Size 6 /W [1 4 1] /Root 1 0 R /Length %d >>\n" % len(table)
     out += b"stream\n%s\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % (table, rows[-1][1])
     return bytes(out)
+
+
+def pdf_with_padded_trailer(padding: int, *, kind: str = "spaces") -> bytes:
+    """A one-page PDF whose trailer holds `padding` bytes of spaces, a string or a hex string."""
+    filler = {
+        "spaces": b" " * padding,
+        "string": b"/Pad (" + b"a" * padding + b")",
+        "hex": b"/Pad <" + b"a" * padding + b">",
+    }[kind]
+    whole = raw_pdf([CATALOG, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>", PAGE])
+    return whole.replace(b"trailer\n<< ", b"trailer\n<< " + filler + b" ", 1)

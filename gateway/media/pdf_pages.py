@@ -59,9 +59,10 @@ def pdf_page_count(data: bytes, budget: ScanBudget) -> int:
 
 
 def _charge_indexing(data: bytes, budget: ScanBudget) -> None:
-    """Spend what pypdf will spend indexing the file, before it starts (C-speed counts only).
+    """Spend what pypdf will spend opening the file, before it starts (C-speed scans only).
 
-    Each `obj` keyword is an object a repair scan reads; each xref table is read entry by entry.
+    Each `obj` keyword is an object a repair scan reads; xref tables are read entry by entry;
+    trailers and xref-stream dictionaries are parsed in Python, byte by byte.
     """
     budget.spend(data.count(b"obj"))
     pos = data.find(b"xref")
@@ -71,6 +72,24 @@ def _charge_indexing(data: bytes, budget: ScanBudget) -> None:
             end = data.find(b"trailer", pos)
             budget.spend(((end if end >= 0 else len(data)) - pos) // _XREF_ENTRY_BYTES)
         pos = data.find(b"xref", pos + 4)
+    budget.spend(_text_bytes(data, b"trailer", b"startxref", None) // _BYTES_PER_STEP)
+    budget.spend(_text_bytes(data, b"/XRef", b"stream", b"obj") // _BYTES_PER_STEP)
+
+
+def _text_bytes(data: bytes, mark: bytes, until: bytes, back_to: bytes | None) -> int:
+    """Bytes from each `mark` (or the `back_to` before it) to the next `until`, never twice."""
+    total, done = 0, 0
+    pos = data.find(mark)
+    while pos >= 0:
+        start = pos
+        if back_to is not None:
+            start = max(data.rfind(back_to, done, pos), done)
+        end = data.find(until, pos)
+        end = end if end >= 0 else len(data)
+        total += end - start + 1
+        done = end
+        pos = data.find(mark, max(end, pos + 1))
+    return total
 
 
 @functools.cache

@@ -6,6 +6,7 @@ and a full-size one (16-20 MB of structure) costs well under a second of CPU.
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 from collections.abc import Callable
@@ -128,6 +129,17 @@ BOMBS: dict[str, tuple[Callable[[int], bytes], int, int]] = {
     # ... or 16 bytes of a PDF object's text that pypdf parses in Python
     "pdf padded page": (media.pdf_with_padded_page, 19 * 1024 * 1024, 10_000),
     "pdf padded object stream": (media.pdf_with_padded_object_stream, 70_000_000, 10_000),
+    "pdf padded trailer": (media.pdf_with_padded_trailer, 19 * 1024 * 1024, 10_000),
+    "pdf trailer string": (
+        functools.partial(media.pdf_with_padded_trailer, kind="string"),
+        19 * 1024 * 1024,
+        10_000,
+    ),
+    "pdf trailer hex string": (
+        functools.partial(media.pdf_with_padded_trailer, kind="hex"),
+        19 * 1024 * 1024,
+        10_000,
+    ),
 }
 
 
