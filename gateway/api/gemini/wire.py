@@ -3,6 +3,9 @@
 Proto3 JSON accepts a field under its camelCase or its proto name: the SDK writes `inline_data`
 with URL-safe base64, REST callers `inlineData` with the standard alphabet. Each struct below
 holds both spellings and `_pick` takes whichever was sent. Unknown fields are ignored.
+
+Parsing is in two steps: the JSON, after which the inline media's size is known, then decoding
+and checking those media with their bytes held in the process's MediaBudget.
 """
 
 from __future__ import annotations
@@ -108,16 +111,6 @@ def _located(error: InvalidRequest, where: str) -> InvalidRequest:
         error.args = (error.message,)
     error.param = error.param or where
     return error
-
-
-def parse_batch(body: bytes, url_model: str, spec: ModelSpec, settings: Settings) -> list[WireItem]:
-    """A `:batchEmbedContents` body -> one WireItem per request, in order."""
-    return build_items(decode_batch(body, settings), url_model, spec, settings)
-
-
-def parse_single(body: bytes, url_model: str, spec: ModelSpec, settings: Settings) -> WireItem:
-    """An `:embedContent` body -> its WireItem."""
-    return build_items(decode_single(body), url_model, spec, settings)[0]
 
 
 async def parse_request(
