@@ -495,8 +495,8 @@ def main() -> int:
     add_write_flag(parser)
     args = parser.parse_args()
     if not DATA.exists():
-        print(f"bench_index: {DATA} is missing; nothing to measure (skipped)")
-        return 0
+        print(f"bench_index: {DATA} is missing (set BENCH_DATA_DIR); nothing measured, skipped")
+        return 3  # python -m bench's SKIPPED_EXIT
     started = time.monotonic()
     queries, corpus = load()
     n_queries = 300 if args.quick else 1000
