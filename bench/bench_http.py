@@ -27,9 +27,9 @@ sys.path.insert(
 
 from bench import http_report  # noqa: E402
 from bench.http_probe import body, stampede_items, warm_and_verify  # noqa: E402
-from bench.http_servers import SCRATCH, Server, bare_server, gateway_server  # noqa: E402
+from bench.http_servers import Server, bare_server, gateway_server  # noqa: E402
 from bench.http_wrk import run_wrk, write_script  # noqa: E402
-from bench.outputs import add_write_flag, outputs  # noqa: E402
+from bench.outputs import SCRATCH, add_write_flag, outputs  # noqa: E402
 from gateway.fake import FakeGemini, run_fake_in_thread  # noqa: E402
 
 SCRIPTS = SCRATCH / "wrk"

@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT))  # `python bench/bench_server.py` works like `pyth
 
 from bench import machine  # noqa: E402
 from bench.http_probe import body, warm_and_verify  # noqa: E402
-from bench.http_servers import BIN, SCRATCH, Server, free_port  # noqa: E402
+from bench.http_servers import BIN, Server, free_port  # noqa: E402
 from bench.http_wrk import run_wrk, write_script  # noqa: E402
-from bench.outputs import add_write_flag, outputs  # noqa: E402
+from bench.outputs import SCRATCH, add_write_flag, outputs  # noqa: E402
 from gateway.config import load_settings  # noqa: E402
 from gateway.fake import FakeGemini, run_fake_in_thread  # noqa: E402
 from gateway.server import SETTINGS_ENV  # noqa: E402

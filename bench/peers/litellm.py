@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.http_servers import SCRATCH, Server, free_port
+from bench.http_servers import Server, free_port
+from bench.outputs import SCRATCH
 
 # 1.108.7 is the newest LiteLLM whose `[proxy]` extra resolves from PyPI here (1.108.8+ pin
 # litellm-enterprise/-proxy-extras builds that are not published); 1.107.0 was reported
