@@ -1,1 +1,1 @@
-"""Benchmarks: `python -m bench` runs them all and writes bench/RESULTS.md (see bench/README)."""
+"""Benchmarks: `python -m bench` runs them all; results go to bench/.scratch/ (--write: tracked)."""
