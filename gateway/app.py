@@ -76,6 +76,7 @@ def create_app(
             upstream,
             settings.upstream,
             store=cache.set_many,
+            store_health=cache.health,
             workers=settings.server.workers,
         )
         if upstream is not None
@@ -93,8 +94,10 @@ def create_app(
         embedder=embedder,
         upstream=upstream,
         fake_upstream=fake,
-        views=ViewCache(settings.cache.view_memory_bytes),
-        responses=ResponseMemo(settings.cache.response_memory_bytes),
+        views=ViewCache(settings.cache.view_memory_bytes, generation=lambda: cache.generation),
+        responses=ResponseMemo(
+            settings.cache.response_memory_bytes, generation=lambda: cache.generation
+        ),
         metrics=metrics,
         collections=collection_manager,
         media_budget=MediaBudget(settings.media.max_inflight_bytes, settings.media.inflight_wait_s),

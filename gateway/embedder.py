@@ -67,9 +67,6 @@ class Embedder:
         self.scheduler = scheduler
         self.namespace = namespace
         self.observer: EmbedObserver | None = None
-        if scheduler is not None and scheduler.store is not None and scheduler.store_health is None:
-            # The app's scheduler stores into this cache: its failed writes are this cache's.
-            scheduler.store_health = cache.health
 
     @property
     def online(self) -> bool:

@@ -63,6 +63,31 @@ async def test_prune_while_an_app_serves_makes_the_next_request_for_a_pruned_inp
         assert await embed("alpha", 768) == "HIT"  # stored again
 
 
+async def test_after_a_prune_a_byte_identical_repeat_is_not_replayed_from_the_memos(
+    tmp_path: Path, fake: FakeGemini, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path / "cache")
+    app = make_app(settings, fake)
+    cache: VectorCache = app.state["services"].cache
+    clock = cache.watch.clock = Clock()
+    body = {"model": GE2, "input": ["beta"], "dimensions": 256, "encoding_format": "float"}
+    async with AsyncTestClient(app) as http:
+        first = await http.post("/v1/embeddings", json=body)
+        assert first.headers["x-cache"] == "MISS"
+        replay = await http.post("/v1/embeddings", json=body)  # the response memo's replay
+        assert replay.headers["x-cache"] == "HIT" and replay.content == first.content
+        code = main(
+            ["cache", "prune", "--model", GE2, "--cache-dir", settings.cache.dir, "--quiet"]
+        )
+        assert code == 0
+        capsys.readouterr()
+        clock.now += POLL_S
+        again = await http.post("/v1/embeddings", json=body)
+        # The same bytes again: neither the memo of answers nor the encoded rows may serve it.
+        assert again.headers["x-cache"] == "MISS"
+        assert texts_received(fake) == ["beta", "beta"]
+
+
 def _seed(directory: Path, n: int) -> None:
     cache = VectorCache(CacheSettings(dir=str(directory)))
     vectors = np.random.default_rng(1).standard_normal((n, 8)).astype("<f4")

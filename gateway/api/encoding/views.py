@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import numpy as np
@@ -23,8 +23,12 @@ class ViewCache:
     cost cut and is bounded in bytes (0 turns it off).
     """
 
-    def __init__(self, budget_bytes: int) -> None:
+    def __init__(self, budget_bytes: int, *, generation: Callable[[], int] = lambda: 0) -> None:
         self._rows: ByteLRU[ViewKey, Row] = ByteLRU(budget_bytes, len)
+        # Rows are views of cached vectors: after a prune or rewrite (the cache's generation
+        # moves) they go with them.
+        self._generation = generation
+        self._filled_at = generation()
 
     def rows(
         self,
@@ -40,6 +44,10 @@ class ViewCache:
         if not self._rows.enabled:
             return list(encode_rows(derive(vectors, dims, dtype, normalize=normalize), encoding))
         memo = self._rows
+        generation = self._generation()
+        if generation != self._filled_at:
+            memo.clear()
+            self._filled_at = generation
         view_keys = [(key, dims, dtype, encoding, normalize) for key in keys]
         out: list[Row | None] = [memo.peek(vk) for vk in view_keys]
         todo = [i for i, row in enumerate(out) if row is None]

@@ -59,12 +59,22 @@ def _answer_bytes(answer: Answer) -> int:
 class ResponseMemo:
     """An LRU of route + blake3(body) -> Answer."""
 
-    def __init__(self, budget_bytes: int, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        budget_bytes: int,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        *,
+        generation: Callable[[], int] = lambda: 0,
+    ) -> None:
         # entry_cap: one huge batch must not flush everything else
         self._answers: ByteLRU[bytes, Answer] = ByteLRU(
             budget_bytes, _answer_bytes, entry_cap=budget_bytes // 8
         )
         self.max_body_bytes = max_body_bytes
+        # The cache's generation moves when entries are pruned or rewritten (here or by the
+        # admin CLI): answers built from before then must not be replayed.
+        self._generation = generation
+        self._filled_at = generation()
 
     @property
     def enabled(self) -> bool:
@@ -81,10 +91,18 @@ class ResponseMemo:
             return b""
         return self.key(route, body)
 
+    def _current(self) -> None:
+        now = self._generation()
+        if now != self._filled_at:
+            self._answers.clear()
+            self._filled_at = now
+
     def get(self, key: bytes) -> Answer | None:
+        self._current()
         return self._answers.get(key)
 
     def put(self, key: bytes, answer: Answer) -> None:
+        self._current()
         self._answers.put(key, answer)
 
     def remember(
