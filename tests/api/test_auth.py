@@ -137,3 +137,26 @@ def test_every_configured_key_is_accepted_and_near_misses_are_not() -> None:
     assert all(auth.accepts(key) for key in KEYS)
     for near in ("team-a-key-000", "team-a-key-00011", "TEAM-A-KEY-0001", ""):
         assert not auth.accepts(near)
+
+
+async def test_the_api_docs_are_open_and_say_which_routes_need_a_key(
+    http: AsyncTestClient[Litestar],
+) -> None:
+    assert (await http.get("/schema")).status_code == 200
+    reply = await http.get("/schema/openapi.json")
+    assert reply.status_code == 200
+    doc = reply.json()
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "googApiKey", "keyQuery"}
+    embed = doc["paths"]["/v1/embeddings"]["post"]
+    assert embed["responses"]["401"] == {"$ref": "#/components/responses/OpenAI401"}
+    gemini = doc["paths"]["/v1beta/models/{model}:embedContent"]["post"]
+    assert gemini["responses"]["401"] == {"$ref": "#/components/responses/Gemini401"}
+    probe = doc["paths"]["/healthz"]["get"]
+    assert probe["security"] == [] and "401" not in probe["responses"]
+
+
+async def test_without_keys_the_docs_declare_no_401(tmp_path: Path, fake: FakeGemini) -> None:
+    async for http in started(tmp_path, fake, keys=frozenset()):
+        doc = (await http.get("/schema/openapi.json")).json()
+        assert "securitySchemes" not in doc["components"]
+        assert "401" not in doc["paths"]["/v1/embeddings"]["post"]["responses"]

@@ -88,9 +88,13 @@ def build(
     refs, schemas = msgspec.json.schema_components(unique, ref_template=REF)
     ref_of = dict(zip(unique, refs, strict=True))
     paths: dict[str, dict[str, Any]] = {}
-    for route_path, method, op in found:
-        path = route_path.replace(*op.path) if op.path else route_path
-        paths.setdefault(path, {})[method] = _operation(op, path, method, ref_of, auth)
+    documented = [(route.replace(*op.path) if op.path else route, m, op) for route, m, op in found]
+    every_path = {path for path, _, _ in documented}
+    for path, method, op in documented:
+        # /v1/... keeps the plain id; its twins get a suffix: /v1beta/... and unversioned aliases
+        version = path.split("/", 2)[1]
+        suffix = "V1beta" if version == "v1beta" else "Root" if f"/v1{path}" in every_path else ""
+        paths.setdefault(path, {})[method] = _operation(op, path, method, suffix, ref_of, auth)
     # the marks may sit in module-level fragments the operations share: fill in copies
     schemas, paths = copy.deepcopy((schemas, paths))
     _fill_marks(schemas, list(models), dims)
@@ -100,9 +104,13 @@ def build(
         for dialect, body in (("OpenAI", OpenAIErrorBody), ("Gemini", GeminiErrorBody))
         for status in ERROR_TEXT
     }
+    tags = sorted(
+        {op.tag for _, _, op in found}, key=lambda t: (_TAGS.index(t) if t in _TAGS else 99, t)
+    )
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": _DESCRIPTION},
+        "tags": [{"name": tag} for tag in tags],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(schemas.items())),
@@ -122,6 +130,7 @@ _DESCRIPTION = (
     ' OpenAI\'s `{"error":{"message","type","param","code"}}` on the OpenAI and collections'
     " routes, google.rpc.Status on the Gemini routes."
 )
+_TAGS = ("OpenAI", "Gemini", "Collections", "Operations")  # the order readers meet them in
 _SECURITY: dict[str, dict[str, str]] = {
     "bearer": {"type": "http", "scheme": "bearer"},
     "googApiKey": {"type": "apiKey", "in": "header", "name": "x-goog-api-key"},
@@ -151,12 +160,16 @@ def _fill_marks(node: Any, models: list[str], dims: tuple[int, int]) -> None:
 
 
 def _operation(
-    op: Operation, path: str, method: str, ref_of: dict[Any, dict[str, Any]], auth: bool
+    op: Operation,
+    path: str,
+    method: str,
+    suffix: str,
+    ref_of: dict[Any, dict[str, Any]],
+    auth: bool,
 ) -> dict[str, Any]:
-    version = path.split("/", 2)[1]
-    suffix = "" if version == "v1" else version.capitalize() if version == "v1beta" else "Root"
+    head = method == "head"  # the GET's status and headers, never a body
     out: dict[str, Any] = {
-        "operationId": op.id + suffix,
+        "operationId": op.id + suffix + ("Head" if head else ""),
         "tags": [op.tag],
         "summary": op.summary,
     }
@@ -182,13 +195,17 @@ def _operation(
     ok: dict[str, Any] = {"description": "OK", "headers": {"x-request-id": _header("x-request-id")}}
     if op.cache_headers:
         ok["headers"] |= {name: _header(name) for name in ("x-cache", "x-cache-hits")}
-    if op.response is not None:
+    if op.response is not None and not head:
         ok["content"] = {"application/json": {"schema": ref_of[op.response]}}
     responses: dict[str, Any] = {"200": ok}
     errors = set(op.errors) | ({401} if auth and not op.open else set())
     dialect = "Gemini" if op.gemini else "OpenAI"
     for status in sorted(errors):
-        responses[str(status)] = {"$ref": f"#/components/responses/{dialect}{status}"}
+        responses[str(status)] = (
+            {"description": ERROR_TEXT.get(status, "Error")}
+            if head
+            else {"$ref": f"#/components/responses/{dialect}{status}"}
+        )
     out["responses"] = responses
     if auth and op.open:
         out["security"] = []

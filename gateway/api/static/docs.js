@@ -1,6 +1,6 @@
 "use strict";
 // Renders the gateway's OpenAPI document with DOM calls only: nothing from outside, no eval, no
-// innerHTML (every string from the document lands as text), so a strict CSP allows it.
+// HTML parsing of document text (every string lands as a text node), so a strict CSP allows it.
 (() => {
   const METHODS = ["get", "head", "post", "put", "patch", "delete"];
   const MAX_DEPTH = 8;
@@ -31,7 +31,10 @@
     if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(" | ");
     const branches = s.anyOf || s.oneOf;
     if (branches) return branches.map(label).join(" | ");
-    if (s.type === "array") return `array of ${label(s.items)}`;
+    if (s.type === "array") {
+      const items = label(s.items);
+      return items.includes(" | ") ? `array of (${items})` : `array of ${items}`;
+    }
     if (Array.isArray(s.type)) return s.type.join(" | ");
     return s.type || "any";
   }
@@ -121,7 +124,7 @@
     document.title = `${info.title || "API"} ${info.version || ""}`;
     document.getElementById("title").textContent = `${info.title || "API"} ${info.version || ""}`;
     document.getElementById("about").textContent = info.description || "";
-    const byTag = new Map();
+    const byTag = new Map((spec.tags || []).map((tag) => [tag.name, []]));
     for (const [path, item] of Object.entries(spec.paths || {})) {
       for (const method of METHODS) {
         const op = item[method];
@@ -135,6 +138,7 @@
     const toc = document.getElementById("toc");
     main.replaceChildren();
     for (const [tag, ops] of byTag) {
+      if (!ops.length) continue;
       const anchor = `tag-${tag.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`;
       const link = el("a", null, tag);
       link.href = `#${anchor}`;
