@@ -27,6 +27,9 @@ def test_runs_on_its_own_and_stops_the_upstream_it_started(
     monkeypatch.setattr(bench_mixed, "ALONE_HITS", 5)
     monkeypatch.setattr(bench_mixed, "BATCHES", 2)
     monkeypatch.setattr(bench_mixed, "BATCH", 5)
+    # The script configures structlog for its process; in pytest's process that would cache
+    # loggers past other tests' capture_logs (they then see no lines).
+    monkeypatch.setattr(bench_mixed, "configure_logging", lambda settings: None)
     sigterm = signal.getsignal(signal.SIGTERM)
     try:
         assert bench_mixed.main(["--rounds", "1"]) == 0
