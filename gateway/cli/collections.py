@@ -170,7 +170,10 @@ def _items(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             item["metadata"] = metadata
         yield item
     if args.jsonl is not None:
-        lines = sys.stdin if str(args.jsonl) == "-" else args.jsonl.open(encoding="utf-8")
+        try:
+            lines = sys.stdin if str(args.jsonl) == "-" else args.jsonl.open(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot read {args.jsonl}: {exc.strerror or exc}") from exc
         for number, line in enumerate(lines, 1):
             if line.strip():
                 yield _json_arg(line, f"{args.jsonl}:{number}")

@@ -14,7 +14,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import Message, Scope
 
-_VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # fullmatch: `$` would let a "\n" through
 _LOG_KEY = "gateway.log"
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 log = structlog.get_logger("gateway.request")
@@ -37,7 +37,7 @@ def request_id(scope: Scope) -> str:
     if rid is None:
         rid = ""
         for name, value in scope.get("headers", ()):
-            if name == b"x-request-id" and _VALID_ID.match(value):
+            if name == b"x-request-id" and _VALID_ID.fullmatch(value):
                 rid = value.decode()
                 break
         # 96 random bits from the process's PRNG (reseeded in every forked worker): ids need to be

@@ -173,8 +173,10 @@ async def test_no_upstream_key_runs_cache_only(tmp_path: Any) -> None:
 async def test_upstream_failure_caches_nothing_and_a_retry_succeeds(gateway: Gateway) -> None:
     gateway.fake.malformed_next("not_json")  # not retried (a 500 now is, see test_scheduler*)
     failed = await gateway.embed(model="gemini-embedding-2", input=["a1", "a2"])
-    assert failed.status_code in (502, 503)
-    assert set(failed.json()["error"]) == {"message", "type", "param", "code"}
+    assert failed.status_code == 502  # the upstream answered, but nothing usable
+    error = failed.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["code"] == "upstream_error" and "malformed answer" in error["message"]
     assert gateway.cache_entries() == 0
     ok = await gateway.embed(model="gemini-embedding-2", input=["a1", "a2"])
     assert ok.status_code == 200
@@ -276,6 +278,9 @@ async def test_every_response_has_a_request_id(gateway: Gateway) -> None:
         assert len(response.headers["x-request-id"]) >= 16
     echoed = await gateway.http.get("/healthz", headers={"x-request-id": "trace-123"})
     assert echoed.headers["x-request-id"] == "trace-123"
+    # A caller's id is echoed only when it is sane: a trailing newline is not (log injection).
+    odd = await gateway.http.get("/healthz", headers={"x-request-id": "trace-123\n"})
+    assert odd.headers["x-request-id"] not in ("trace-123", "trace-123\n")
     missing = await gateway.http.get("/no/such/route")
     assert missing.status_code == 404
     assert set(missing.json()["error"]) == {"message", "type", "param", "code"}

@@ -76,6 +76,8 @@ def test_errors_are_one_line_on_stderr_and_exit_1(
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     code, _, err = run(capsys, "list", "--url", dead)
     assert code == 1 and "gateway serve" in err
+    code, _, err = run(capsys, "add", "docs", "--jsonl", "/nonexistent/items.jsonl", "--url", url)
+    assert code == 1 and err.count("\n") == 1 and "cannot read /nonexistent/items.jsonl" in err
 
 
 def test_without_url_the_cli_finds_the_gateway_by_port_flag_env_or_config(
