@@ -117,7 +117,8 @@ def _stats(args: argparse.Namespace) -> int:
     print(f"entries    {report['entries']:,}")
     print(f"on disk    {_human(report['disk_bytes'])} of {_human(limit) if limit else 'unbounded'}")
     print(f"eviction   {report['eviction_policy']}")
-    print(f"stored     {report['oldest']} .. {report['newest']}")
+    if report["oldest"] is not None:
+        print(f"stored     {report['oldest']} .. {report['newest']}")
     for model, entry in report["models"].items():
         dims = ",".join(map(str, entry["dims"]))
         print(

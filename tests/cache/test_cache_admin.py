@@ -246,6 +246,15 @@ def test_stats_says_where_the_cache_and_the_config_file_are(
     assert report["read_only"] is False and report["entries"] == 20
 
 
+def test_stats_of_an_empty_cache_prints_no_dates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    VectorCache(CacheSettings(dir=str(tmp_path / "empty"))).close()
+    code, out = cli(capsys, "stats", "--cache-dir", str(tmp_path / "empty"))
+    assert code == 0 and "entries    0\n" in out
+    assert "None" not in out and "stored" not in out
+
+
 def test_verify_reports_file_store_problems_and_fix_leaves_collections_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
