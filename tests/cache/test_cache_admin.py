@@ -252,7 +252,7 @@ def test_stats_of_an_empty_cache_prints_no_dates(
     VectorCache(CacheSettings(dir=str(tmp_path / "empty"))).close()
     code, out = cli(capsys, "stats", "--cache-dir", str(tmp_path / "empty"))
     assert code == 0 and "entries    0\n" in out
-    assert "None" not in out and "stored" not in out
+    assert "None" not in out and "stored     " not in out
 
 
 def test_verify_reports_file_store_problems_and_fix_leaves_collections_alone(
