@@ -172,7 +172,7 @@ class CreateEmbeddingRequest(msgspec.Struct, kw_only=True):
     task_type: TaskType | None = None
     input_type: Literal["query", "document"] | None = None
     title: str | None = None
-    user: str | None = None
+    user: Annotated[Any, Meta(description="Accepted and ignored (never logged).")] = msgspec.UNSET
 
 
 class Embedding(msgspec.Struct):
