@@ -27,7 +27,7 @@ from gateway.api.collections.bodies import (
 )
 from gateway.api.deps import Services, services_of
 from gateway.api.http.cache_headers import cache_headers
-from gateway.api.http.operation import Operation, declare
+from gateway.api.http.operation import declare
 from gateway.api.http.raw_response import RawJSON
 from gateway.api.openai.routes import resolve_model
 from gateway.errors import InvalidRequest
@@ -71,24 +71,7 @@ def _usage(tokens: int) -> dict[str, int]:
     return {"prompt_tokens": tokens, "total_tokens": tokens}
 
 
-_EMBEDS = (400, 404, 408, 413, 429, 502, 503, 504)  # routes that may embed inputs
-_TAG = "Collections"
-
-
-@post(
-    "/v1/collections",
-    status_code=200,
-    opt=declare(
-        Operation(
-            id="createCollection",
-            tag=_TAG,
-            summary="Create a collection",
-            body=schema.CreateCollection,
-            response=schema.CollectionCard,
-            errors=(400, 404, 408, 409, 413, 503),
-        )
-    ),
-)
+@post("/v1/collections", status_code=200, opt=declare(schema.CREATE))
 async def create_collection(request: Request[Any, Any, Any]) -> RawJSON:
     """A new, empty collection of one model's vectors at one size and storage dtype."""
     services = services_of(request)
@@ -114,17 +97,7 @@ async def create_collection(request: Request[Any, Any, Any]) -> RawJSON:
     return RawJSON(_encode(_card(collection)))
 
 
-@get(
-    "/v1/collections",
-    opt=declare(
-        Operation(
-            id="listCollections",
-            tag=_TAG,
-            summary="List collections",
-            response=schema.CollectionList,
-        )
-    ),
-)
+@get("/v1/collections", opt=declare(schema.LIST))
 async def list_collections(request: Request[Any, Any, Any]) -> RawJSON:
     """Every collection with its parameters and size."""
     manager = _manager(services_of(request))
@@ -132,38 +105,13 @@ async def list_collections(request: Request[Any, Any, Any]) -> RawJSON:
     return RawJSON(_encode({"object": "list", "data": cards}))
 
 
-@get(
-    "/v1/collections/{name:str}",
-    opt=declare(
-        Operation(
-            id="retrieveCollection",
-            tag=_TAG,
-            params=(schema.NAME_PARAM,),
-            summary="Retrieve a collection",
-            response=schema.CollectionCard,
-            errors=(404,),
-        )
-    ),
-)
+@get("/v1/collections/{name:str}", opt=declare(schema.RETRIEVE))
 async def get_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """One collection, including its index status (loading, rebuilding with progress, ready)."""
     return RawJSON(_encode(_card(_manager(services_of(request)).peek(name))))
 
 
-@delete(
-    "/v1/collections/{name:str}",
-    status_code=200,
-    opt=declare(
-        Operation(
-            id="deleteCollection",
-            tag=_TAG,
-            params=(schema.NAME_PARAM,),
-            summary="Delete a collection",
-            response=schema.CollectionDeleted,
-            errors=(404, 503),
-        )
-    ),
-)
+@delete("/v1/collections/{name:str}", status_code=200, opt=declare(schema.DELETE))
 async def delete_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """Delete a collection, its items and its index files."""
     request_state(request.scope).update(collection=name)
@@ -171,24 +119,7 @@ async def delete_collection(request: Request[Any, Any, Any], name: str) -> RawJS
     return RawJSON(_encode({"object": "collection.deleted", "name": name, "deleted": True}))
 
 
-@post(
-    "/v1/collections/{name:str}/items",
-    status_code=200,
-    opt=declare(
-        Operation(
-            id="addItems",
-            tag=_TAG,
-            params=(schema.NAME_PARAM,),
-            summary="Add or replace items",
-            description="Embeds inputs (through the cache) or takes vectors; an item with a known"
-            " id is replaced.",
-            body=schema.AddItems,
-            response=schema.ItemsAdded,
-            errors=_EMBEDS,
-            cache_headers=True,
-        )
-    ),
-)
+@post("/v1/collections/{name:str}/items", status_code=200, opt=declare(schema.ADD_ITEMS))
 async def add_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """Embed inputs (through the cache) or take vectors; items with a known id are replaced."""
     services = services_of(request)
@@ -243,22 +174,7 @@ async def add_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
     return RawJSON(_encode(answer), headers=headers)
 
 
-@delete(
-    "/v1/collections/{name:str}/items",
-    status_code=200,
-    opt=declare(
-        Operation(
-            id="deleteItems",
-            tag=_TAG,
-            params=(schema.NAME_PARAM,),
-            summary="Delete items",
-            description="Ids that do not exist are not an error.",
-            body=schema.DeleteItems,
-            response=schema.ItemsDeleted,
-            errors=(400, 404, 408, 413, 503),
-        )
-    ),
-)
+@delete("/v1/collections/{name:str}/items", status_code=200, opt=declare(schema.DELETE_ITEMS))
 async def delete_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """Delete items by id; ids that do not exist are not an error."""
     manager = _manager(services_of(request))
@@ -275,24 +191,7 @@ async def delete_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
     return RawJSON(_encode(answer))
 
 
-@post(
-    "/v1/collections/{name:str}/search",
-    status_code=200,
-    opt=declare(
-        Operation(
-            id="searchCollection",
-            tag=_TAG,
-            params=(schema.NAME_PARAM,),
-            summary="Search a collection",
-            description="The k items nearest to an input or a vector, optionally only those whose"
-            " metadata matches `filter`.",
-            body=schema.SearchCollection,
-            response=schema.SearchResults,
-            errors=_EMBEDS,
-            cache_headers=True,
-        )
-    ),
-)
+@post("/v1/collections/{name:str}/search", status_code=200, opt=declare(schema.SEARCH))
 async def search_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
     """The k items nearest to an input or a vector, optionally only those matching a filter."""
     services = services_of(request)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from gateway.api.http.operation import Operation
 from gateway.api.openai.schema import Dimensions, Element, ModelName, Usage
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -142,3 +143,72 @@ class SearchResults(msgspec.Struct):
     collection: str
     model: str
     usage: Usage
+
+
+# What each route declares for the OpenAPI document (routes.py: `opt=declare(...)`).
+_EMBEDS = (400, 404, 408, 413, 429, 502, 503, 504)  # routes that may embed inputs
+_TAG = "Collections"
+CREATE = Operation(
+    id="createCollection",
+    tag=_TAG,
+    summary="Create a collection",
+    body=CreateCollection,
+    response=CollectionCard,
+    errors=(400, 404, 408, 409, 413, 503),
+)
+LIST = Operation(
+    id="listCollections",
+    tag=_TAG,
+    summary="List collections",
+    response=CollectionList,
+)
+RETRIEVE = Operation(
+    id="retrieveCollection",
+    tag=_TAG,
+    params=(NAME_PARAM,),
+    summary="Retrieve a collection",
+    response=CollectionCard,
+    errors=(404,),
+)
+DELETE = Operation(
+    id="deleteCollection",
+    tag=_TAG,
+    params=(NAME_PARAM,),
+    summary="Delete a collection",
+    response=CollectionDeleted,
+    errors=(404, 503),
+)
+ADD_ITEMS = Operation(
+    id="addItems",
+    tag=_TAG,
+    params=(NAME_PARAM,),
+    summary="Add or replace items",
+    description="Embeds inputs (through the cache) or takes vectors; an item with a known"
+    " id is replaced.",
+    body=AddItems,
+    response=ItemsAdded,
+    errors=_EMBEDS,
+    cache_headers=True,
+)
+DELETE_ITEMS = Operation(
+    id="deleteItems",
+    tag=_TAG,
+    params=(NAME_PARAM,),
+    summary="Delete items",
+    description="Ids that do not exist are not an error.",
+    body=DeleteItems,
+    response=ItemsDeleted,
+    errors=(400, 404, 408, 413, 503),
+)
+SEARCH = Operation(
+    id="searchCollection",
+    tag=_TAG,
+    params=(NAME_PARAM,),
+    summary="Search a collection",
+    description="The k items nearest to an input or a vector, optionally only those whose"
+    " metadata matches `filter`.",
+    body=SearchCollection,
+    response=SearchResults,
+    errors=_EMBEDS,
+    cache_headers=True,
+)
