@@ -298,6 +298,10 @@ async def test_bad_requests_get_openai_errors(gateway: Gateway) -> None:
         ]
         == "metric"
     )
+    for field in ("connectivity", "expansion_add", "expansion_search", "rescore_multiple"):
+        # An explicit 0 is out of range, not "the default" (it used to be taken as one).
+        zero = await http.post("/v1/collections", json={"name": "z", field: 0})
+        assert error_of(zero, 400)["param"] == field
     assert (
         error_of(await http.post("/v1/collections", json={"name": "b", "dimensions": 64}), 400)[
             "param"

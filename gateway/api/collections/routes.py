@@ -86,15 +86,20 @@ async def create_collection(request: Request[Any, Any, Any]) -> RawJSON:
         dimensions=body.dimensions if body.dimensions is not None else model.dims,
         dtype=body.dtype,
         metric=body.metric,
-        connectivity=body.connectivity or defaults.connectivity,
-        expansion_add=body.expansion_add or defaults.expansion_add,
-        expansion_search=body.expansion_search or defaults.expansion_search,
-        rescore_multiple=body.rescore_multiple or rescore,
+        # None means "the default"; an explicit 0 is checked (and refused) by check_spec.
+        connectivity=_given(body.connectivity, defaults.connectivity),
+        expansion_add=_given(body.expansion_add, defaults.expansion_add),
+        expansion_search=_given(body.expansion_search, defaults.expansion_search),
+        rescore_multiple=_given(body.rescore_multiple, rescore),
     )
     check_spec(spec, min_dims=model.min_dims, max_dims=model.dims)
     request_state(request.scope).update(collection=spec.name, model=model.id)
     collection = await _manager(services).create(spec)
     return RawJSON(_encode(_card(collection)))
+
+
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 @get("/v1/collections", opt=declare(schema.LIST))
