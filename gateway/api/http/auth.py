@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from gateway.api.http.error_bodies import is_gemini_path
+from gateway.api.http.dialect import is_gemini_path
 from gateway.errors import AuthError
 
 PROBES = frozenset({"/healthz", "/readyz"})

@@ -10,7 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from gateway.api.http.allow import allow_table
-from gateway.api.http.dialect import is_gemini_path as is_gemini_path  # auth.py imports it here
+from gateway.api.http.dialect import is_gemini_path
 from gateway.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
 from gateway.observability.request_log import request_id, request_state
 
