@@ -4,6 +4,7 @@ no import cycle between modules, one error tree, and modules of a readable size.
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -30,6 +31,7 @@ RANK = {
 }
 
 
+@functools.cache
 def _modules() -> dict[str, ast.Module]:
     out = {}
     for path in sorted(ROOT.rglob("*.py")):
