@@ -1,4 +1,5 @@
-"""The process-wide bound on media in work: wait in line, 503 + retry-after past the wait, 413 alone."""
+"""The process-wide bound on large requests' memory: held from before the body is read until the
+answer is sent; wait in line, 503 + retry-after past the wait, 413 alone."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
+from gateway.api.http import media_budget
 from gateway.api.http.media_budget import MediaBudget
 from gateway.errors import Overloaded, PayloadTooLarge
 from gateway.fake import FakeGemini
@@ -54,6 +56,12 @@ class Live:
     def budget(self) -> MediaBudget:
         budget: MediaBudget = self.app.state["services"].media_budget
         return budget
+
+
+@pytest.fixture(autouse=True)
+def small_bodies_are_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test bodies are a few KiB: count them as large, so they go through the budget."""
+    monkeypatch.setattr(media_budget, "SMALL_BODY_BYTES", 1024)
 
 
 @asynccontextmanager

@@ -123,7 +123,7 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
     answer = memo.get(memo_key) if memo_key else None
     if answer is not None:
         return answer.replayed(request_state(request.scope))
-    items = await parse_request(body, method, model, spec, services.settings, services.media_budget)
+    items = await parse_request(body, method, model, spec, services.settings)
     state = request_state(request.scope)
     state.update(model=spec.id, inputs=len(items))
     served = await embed_items(items, spec, services)

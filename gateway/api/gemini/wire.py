@@ -4,8 +4,9 @@ Proto3 JSON accepts a field under its camelCase or its proto name: the SDK write
 with URL-safe base64, REST callers `inlineData` with the standard alphabet. Each struct below
 holds both spellings and `_pick` takes whichever was sent. Unknown fields are ignored.
 
-Parsing is in two steps: the JSON, after which the inline media's size is known, then decoding
-and checking those media with their bytes held in the process's MediaBudget.
+Parsing is in two steps: the JSON, then decoding and checking the inline media. The memory a
+large body takes is held in the process's MediaBudget around the whole request
+(api/http/limits.py), not here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import TypeVar
 
 import msgspec
 
-from gateway.api.http.media_budget import MediaBudget
 from gateway.api.http.raw_response import decode_json
 from gateway.config import ModelSpec, Settings
 from gateway.content.model import TASK_TYPES, Content, Part
@@ -119,12 +119,10 @@ async def parse_request(
     url_model: str,
     spec: ModelSpec,
     settings: Settings,
-    budget: MediaBudget,
 ) -> list[WireItem]:
-    """A body of `method` -> its WireItems, its media decoded within the process's byte budget.
+    """A body of `method` -> its WireItems, its media decoded and checked.
 
-    The JSON is decoded first; the inline media's size is then known, and their bytes are held
-    in `budget` while they are decoded and checked. Large bodies do both off the event loop.
+    Large bodies do both steps off the event loop.
     """
     off_loop = len(body) >= PARSE_OFF_LOOP_BYTES
 
@@ -136,8 +134,7 @@ async def parse_request(
     def build() -> list[WireItem]:
         return build_items(located, url_model, spec, settings)
 
-    size = sum(inline_size(request) for _, request in located)
-    return await budget.run(size, build, off_loop=off_loop)
+    return await asyncio.to_thread(build) if off_loop else build()
 
 
 def decode_batch(body: bytes, settings: Settings) -> Located:
@@ -154,17 +151,6 @@ def decode_batch(body: bytes, settings: Settings) -> Located:
 def decode_single(body: bytes) -> Located:
     """The one request of an `:embedContent` body."""
     return [(_SINGLE, _decode(_decode_single, body))]
-
-
-def inline_size(request: EmbedRequest) -> int:
-    """About how many bytes the request's inline media decode to (3 per 4 base64 characters)."""
-    parts = request.content.parts if request.content is not None else None
-    total = 0
-    for part in parts or ():
-        blob = _pick(part.inlineData, part.inline_data)
-        if blob is not None and blob.data:
-            total += len(blob.data) // 4 * 3
-    return total
 
 
 def build_items(

@@ -1,10 +1,14 @@
-"""MediaBudget: a semaphore in bytes over the decoded media being worked on, across all requests.
+"""MediaBudget: a semaphore in bytes over the memory large requests use, across all requests.
 
-Twelve requests decoding a 20 MiB part each at once peaked at 1.13 GB RSS. Each request reserves
-its media's decoded size before decoding ([media] max_inflight_bytes); one that does not fit waits
-in line up to [media] inflight_wait_s, then gets 503 server_busy with retry-after. A request larger
-than the whole budget could never fit: 413. Waiters are served first come, first served, so a
-large request is not starved by a stream of small ones.
+Twelve requests with a 20 MiB part each at once peaked at 1.13 GB RSS. A request whose body is
+over SMALL_BODY_BYTES reserves what it will really cost, its body times AMPLIFICATION (at most the
+whole [media] max_inflight_bytes), before a byte of the body is read, and holds it until its
+answer is sent (api/http/limits.py): the body, the decoded JSON strings, the decoded media and the
+upstream call's copies all live inside that window. One that does not fit waits in line up to
+[media] inflight_wait_s, then gets 503 server_busy with retry-after. Media larger than the whole
+budget could never fit: 413. Waiters are served first come, first served, so a large request is
+not starved by a stream of small ones. Smaller bodies never touch the budget (a cache hit costs
+microseconds); media fetched from URLs are reserved by size once fetched (`run`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ from typing import TypeVar
 from gateway.errors import Overloaded, PayloadTooLarge
 
 T = TypeVar("T")
+
+SMALL_BODY_BYTES = 256 * 1024
+# A request's peak memory over its body's size, measured with bench/bench_memory.py: one 20 MiB
+# part in base64 JSON (27 MiB) peaks at about AMPLIFICATION x 27 MiB: the body, the decoded JSON
+# string, the decoded bytes, and google-genai's base64 and JSON copies of them for the upstream.
+AMPLIFICATION = 5
 
 
 class MediaBudget:
@@ -32,6 +42,28 @@ class MediaBudget:
     def waiting(self) -> int:
         """Requests in line for bytes."""
         return len(self._waiters)
+
+    def body_cost(self, body_bytes: int) -> int:
+        """What a body of `body_bytes` holds: its measured peak, at most the whole budget."""
+        return min(self.capacity, body_bytes * AMPLIFICATION)
+
+    async def reserve_body(self, body_bytes: int, held: int) -> int:
+        """Grow this request's hold from `held` to the cost of a body of `body_bytes`; the new hold.
+
+        413 at once when the body's media alone (base64 is 4/3 of its bytes) exceed the budget.
+        """
+        media = body_bytes // 4 * 3
+        if media > self.capacity:
+            raise PayloadTooLarge(
+                f"this request's body of {body_bytes:,} bytes carries up to {media:,} bytes of "
+                f"media, more than the {self.capacity:,} this gateway works on at once ([media] "
+                "max_inflight_bytes)"
+            )
+        cost = self.body_cost(body_bytes)
+        if cost > held:
+            await self.acquire(cost - held)
+            return cost
+        return held
 
     async def run(
         self, size: int, work: Callable[[], T], *, off_loop: bool, param: str | None = None
@@ -112,7 +144,7 @@ class MediaBudget:
 
     def _busy(self, size: int) -> Overloaded:
         return Overloaded(
-            f"the gateway is decoding {self.in_use:,} bytes of media for other requests; this "
+            f"the gateway holds {self.in_use:,} bytes for other large requests; this "
             f"request's {size:,} did not fit within {self.wait_s:g} s ([media] "
             "max_inflight_bytes); retry later",
             retry_after=max(1.0, self.wait_s),

@@ -18,7 +18,7 @@ from gateway.config import MediaSettings, ModelSpec
 from gateway.content.model import Content, Part
 from gateway.content.tokens import decode_token_ids
 from gateway.errors import InvalidRequest, PayloadTooLarge
-from gateway.media import check_limits, is_data_uri, media_part
+from gateway.media import check_limits, media_part
 from gateway.media.remote_fetch import RemoteFetcher
 from gateway.media.sources import MediaSource, load_bytes
 
@@ -55,8 +55,9 @@ async def parse_input(
     """Every top-level element becomes exactly one Content; errors name the offending part.
 
     `references`, when given, receives the param of every part read from a file or a URL: bytes
-    that can change behind the same request text. Inline and fetched media are decoded with
-    their size held in `budget`, the process's bound on media in work.
+    that can change behind the same request text. Media fetched from URLs are decoded with their
+    size held in `budget`, the process's bound on media in work; inline media came in the body,
+    which api/http/limits.py already holds budget for.
     """
     media = media or MediaSettings()
     elements = walk_input(raw, max_inputs=max_inputs)
@@ -76,21 +77,12 @@ async def parse_input(
                 work += len(slot.text)  # may be tokenised for the limit check
     blocking = any(s.local for s in sources)
     off_loop = work > _OFF_LOOP_BYTES or tokens > _OFF_LOOP_TOKENS or blocking
-    size = sum(_decoded_size(s) for s in sources)
+    size = sum(len(s.fetched) for s in remote if s.fetched is not None)
     if budget is None:  # a caller outside a running gateway (bench): no bound
         budget = MediaBudget(0, 0.0)
     return await budget.run(
         size, lambda: _build(elements, spec, media), off_loop=off_loop, param="input"
     )
-
-
-def _decoded_size(source: MediaSource) -> int:
-    """About how many bytes a source decodes to; a local file's size is not known before reading."""
-    if source.fetched is not None:
-        return len(source.fetched)
-    if source.base64:
-        return len(source.base64) // 4 * 3
-    return len(source.uri) // 4 * 3 if is_data_uri(source.uri) else 0
 
 
 async def _fetch_all(sources: list[MediaSource], fetcher: RemoteFetcher) -> None:
