@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -235,3 +237,164 @@ async def test_no_bound_when_the_capacity_is_zero() -> None:
     budget = MediaBudget(0, wait_s=0.0)
     assert await budget.run(10**12, lambda: 7, off_loop=False) == 7
     assert budget.in_use == 0
+
+
+# -- the hold around a whole request: raw ASGI, to see each read of the body ----------------------
+
+
+def post_scope(path: str, length: int | None) -> dict[str, Any]:
+    headers = [(b"host", b"gw"), (b"content-type", b"application/json")]
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("gw", 80),
+        "state": {},
+    }
+
+
+class Exchange:
+    """One request's ASGI messages: the body as `chunks`, then (optionally) a disconnect."""
+
+    def __init__(self, budget: MediaBudget, chunks: list[bytes], *, then: str = "") -> None:
+        self.budget, self.chunks, self.then = budget, list(chunks), then
+        self.reads = 0
+        self.held_at_reads: list[int] = []  # the budget in use as each read was asked for
+        self.held_at_start = -1  # ... and as the answer started
+        self.sent: list[dict[str, Any]] = []
+        self.stalled = asyncio.Event()  # set once a hanging upload has sent all it will
+
+    async def receive(self) -> dict[str, Any]:
+        self.held_at_reads.append(self.budget.in_use)
+        self.reads += 1
+        if self.chunks:
+            chunk = self.chunks.pop(0)
+            more = bool(self.chunks) or bool(self.then)
+            return {"type": "http.request", "body": chunk, "more_body": more}
+        if self.then == "hang":
+            self.stalled.set()
+            await asyncio.Event().wait()  # a slow uploader that never sends the rest
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.held_at_start = self.budget.in_use
+        self.sent.append(message)
+
+    @property
+    def status(self) -> int:
+        status: int = self.sent[0]["status"]
+        return status
+
+
+def cost(body: bytes) -> int:
+    return min(CAPACITY, len(body) * media_budget.AMPLIFICATION)
+
+
+async def test_a_request_in_line_for_budget_has_not_read_its_body(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    body = json.dumps(openai_body()).encode()
+    async with live(tmp_path, fake, PATIENT) as gw:
+        await gw.budget.acquire(CAPACITY)  # other large requests fill the budget
+        exchange = Exchange(gw.budget, [body])
+        scope = post_scope("/v1/embeddings", len(body))
+        request = asyncio.create_task(gw.app(scope, exchange.receive, exchange.send))
+        await until_waiting(gw.budget)
+        assert exchange.reads == 0
+        gw.budget.release(CAPACITY)
+        await request
+        assert exchange.status == 200
+        assert exchange.held_at_reads[0] == cost(body)  # reserved before the first read
+        assert exchange.held_at_start == cost(body)  # and still held as the answer goes out
+        assert (gw.budget.in_use, fake.items_received) == (0, 1)
+
+
+async def test_a_client_that_leaves_mid_body_gives_its_bytes_back(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    body = json.dumps(openai_body()).encode()
+    async with live(tmp_path, fake, HASTY) as gw:
+        half = len(body) // 2
+        exchange = Exchange(gw.budget, [body[:half]], then="disconnect")
+        await gw.app(post_scope("/v1/embeddings", len(body)), exchange.receive, exchange.send)
+        assert exchange.held_at_reads == [cost(body), cost(body)]
+        assert gw.budget.in_use == 0
+        assert fake.items_received == 0
+
+
+async def test_a_request_cancelled_while_holding_or_waiting_gives_its_bytes_back(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    body = json.dumps(gemini_body()).encode()
+    async with live(tmp_path, fake, PATIENT) as gw:
+        holding = Exchange(gw.budget, [body[:100]], then="hang")
+        scope = post_scope(GEMINI, len(body))
+        first = asyncio.create_task(gw.app(scope, holding.receive, holding.send))
+        await holding.stalled.wait()
+        assert gw.budget.in_use == cost(body)
+        await gw.budget.acquire(CAPACITY - cost(body))
+        waiting = Exchange(gw.budget, [body])
+        second = asyncio.create_task(gw.app(scope, waiting.receive, waiting.send))
+        await until_waiting(gw.budget)
+        for task in (first, second):  # the server's task ends: the client went away
+            task.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+        assert (gw.budget.in_use, gw.budget.waiting) == (CAPACITY - cost(body), 0)
+        assert waiting.reads == 0
+
+
+async def test_a_chunked_body_grows_its_hold_as_it_arrives(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    body = json.dumps(openai_body()).encode()
+    step = 1024
+    chunks = [body[i : i + step] for i in range(0, len(body), step)]
+    async with live(tmp_path, fake, PATIENT) as gw:
+        exchange = Exchange(gw.budget, chunks)
+        await gw.app(post_scope("/v1/embeddings", None), exchange.receive, exchange.send)
+        assert exchange.status == 200
+        grown = [min(CAPACITY, i * step * media_budget.AMPLIFICATION) for i in range(3)]
+        assert exchange.held_at_reads[:3] == [0, 0, grown[2]]  # past 1 KiB, 5x what arrived
+        assert exchange.held_at_start == cost(body)
+        assert gw.budget.in_use == 0
+
+
+async def test_a_slow_uploader_holds_its_bytes_only_until_the_body_deadline(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    settings = make_settings(
+        tmp_path / "cache",
+        media={"max_inflight_bytes": CAPACITY, "inflight_wait_s": PATIENT},
+        server={"body_timeout_s": 0.05},
+    )
+    app = make_app(settings, fake)
+    budget: MediaBudget = app.state["services"].media_budget
+    body = json.dumps(openai_body()).encode()
+    async with app.lifespan():
+        exchange = Exchange(budget, [body[:100]], then="hang")
+        await app(post_scope("/v1/embeddings", len(body)), exchange.receive, exchange.send)
+    assert exchange.status == 408
+    assert exchange.held_at_reads[-1] == cost(body)
+    assert budget.in_use == 0
+
+
+async def test_small_bodies_never_touch_the_budget(
+    tmp_path: Path, fake: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(media_budget, "SMALL_BODY_BYTES", 256 * 1024)
+    async with live(tmp_path, fake, HASTY) as gw:
+        await gw.budget.acquire(CAPACITY)  # full: a large request would wait, then 503
+        response = await gw.http.post("/v1/embeddings", json=openai_body())
+        assert response.status_code == 200
+        assert gw.budget.in_use == CAPACITY
