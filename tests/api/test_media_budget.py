@@ -365,7 +365,7 @@ async def test_a_chunked_body_grows_its_hold_as_it_arrives(
         await gw.app(post_scope("/v1/embeddings", None), exchange.receive, exchange.send)
         assert exchange.status == 200
         grown = [min(CAPACITY, i * step * media_budget.AMPLIFICATION) for i in range(3)]
-        assert exchange.held_at_reads[:3] == [0, 0, grown[2]]  # past 1 KiB, 5x what arrived
+        assert exchange.held_at_reads[:3] == [0, 0, grown[2]]  # past 1 KiB: what arrived, amplified
         assert exchange.held_at_start == cost(body)
         assert gw.budget.in_use == 0
 

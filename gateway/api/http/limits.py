@@ -130,4 +130,3 @@ def _budget_for(scope: Scope, declared: int) -> MediaBudget | None:
 def _services(scope: Scope) -> Any:
     """The app's Services (api/deps.py), from its state: no import of the layer above."""
     return scope["litestar_app"].state.get("services")
-
