@@ -31,7 +31,8 @@ def asgi_app() -> Litestar:
     app = create_app(settings)
     # Everything imported so far (litestar, google-genai's pydantic models, numpy) lives as long
     # as the process. Freezing it keeps full collections from walking it: they stalled every
-    # request in flight for ~50 ms (p99 of a warm hit 30 ms with, 4 ms without).
+    # request in flight for ~50-100 ms (p99 of a warm hit at 16 clients: 97 ms unfrozen, 15 ms
+    # frozen, bench/results/server.md).
     gc.collect()
     gc.freeze()
     return app
