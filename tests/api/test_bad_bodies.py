@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.conftest import Gateway
@@ -116,12 +114,12 @@ async def test_json_nested_a_thousand_deep_is_a_400_on_the_collection_routes(
 
 async def test_ten_megabytes_of_brackets_is_a_quick_400(gateway: Gateway) -> None:
     body = f'{{"model": "{MODEL}", "input": '.encode() + b"[" * (10 * 1024 * 1024)
-    started = time.perf_counter()
-    status, _ = await post(gateway, "/v1/embeddings", body)
-    assert status == 400
-    status, _ = await post(gateway, BATCH, b'{"requests": ' + b"[" * (10 * 1024 * 1024))
-    assert status == 400
-    assert time.perf_counter() - started < 2.0  # about 50 ms each; a generous bound for load
+    # No wall-clock bound here (speed lives in bench/): the point is a 400, not a RecursionError
+    # 500, and not a walk that never ends (pytest would hang).
+    status, error = await post(gateway, "/v1/embeddings", body)
+    assert status == 400 and "nesting too deep" in str(error["message"])
+    status, error = await post(gateway, BATCH, b'{"requests": ' + b"[" * (10 * 1024 * 1024))
+    assert status == 400 and "requests[0]" in str(error["message"])  # typed: refused at once
 
 
 @pytest.mark.parametrize("dims", ['" 128"', '"1_28"', '"\\u0661\\u0662\\u0668"', '"+128"'])
