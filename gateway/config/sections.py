@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from gateway.config.shared import SharedSettings
 from gateway.config.types import (
     WEEK,
     AtLeastOne,
@@ -184,6 +185,7 @@ class Settings(Section, frozen=True):
     collections: CollectionSettings = CollectionSettings()
     log: LogSettings = LogSettings()
     pricing: PricingSettings = PricingSettings()
+    shared: SharedSettings = SharedSettings()
     models: tuple[ModelSpec, ...] = DEFAULT_MODELS
 
     def __post_init__(self) -> None:
