@@ -26,6 +26,7 @@ from gateway.config.types import (
     Timeout,
     UpstreamMode,
 )
+from gateway.config.ui import UISettings
 
 
 class ServerSettings(Section, frozen=True):
@@ -186,6 +187,7 @@ class Settings(Section, frozen=True):
     log: LogSettings = LogSettings()
     pricing: PricingSettings = PricingSettings()
     shared: SharedSettings = SharedSettings()
+    ui: UISettings = UISettings()
     models: tuple[ModelSpec, ...] = DEFAULT_MODELS
 
     def __post_init__(self) -> None:
