@@ -11,6 +11,7 @@ makes no OPTIONS handler of its own.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -86,6 +87,7 @@ def options_handlers(handlers: Iterable[HTTPRouteHandler]) -> list[HTTPRouteHand
     return [_options(path) for path in paths]
 
 
+@functools.cache  # one handler per path for every app, as the module-level routes are
 def _options(template: str) -> HTTPRouteHandler:
     async def options(request: Request[Any, Any, Any]) -> RawJSON:
         allow = allow_table(request.app).allow(request.scope["path"], template) or "OPTIONS"
