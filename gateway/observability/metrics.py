@@ -92,6 +92,8 @@ class GatewayMetrics:
         self.scheduler: UpstreamFigures = scheduler if scheduler is not None else Offline()
         r.register(_ScrapeCollector(cache, self.scheduler))
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # Told of every finished request with its seconds (the console's timeline, when on).
+        self.on_request: list[Callable[[Scope, dict[str, Any], int, float], None]] = []
         self.scheduler.observe_calls(self.upstream_call)
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -190,7 +192,10 @@ class GatewayMetrics:
         """Count the request and its latency once its last body chunk leaves (a finisher)."""
         route = scope.get("path_template") or "unmatched"
         self._child(self.requests, route, str(scope.get("method", "")), str(status)).inc()
-        self._child(self.duration, route).observe(time.perf_counter() - state["t0"])
+        seconds = time.perf_counter() - state["t0"]
+        self._child(self.duration, route).observe(seconds)
+        for observe in self.on_request:
+            observe(scope, state, status, seconds)
         inputs = state.get("inputs")
         if isinstance(inputs, int) and inputs > 0:
             self.inputs.observe(inputs)

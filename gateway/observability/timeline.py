@@ -1,0 +1,217 @@
+"""The console's memory: the last hour of the gateway's figures as a bounded ring of points, and
+a tail of recent request lines. Fed by GatewayMetrics' per-request hook; counters the metrics
+already keep (lookups, savings, upstream calls) are read once per step, not per request."""
+
+from __future__ import annotations
+
+import math
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.types import Scope
+from prometheus_client import Counter
+
+from gateway.observability.metrics import GatewayMetrics
+
+SPAN_S = 3600.0  # the charts show the last hour
+# Hit latency buckets in ms, 25% apart from 0.02 ms to ~20 s: p50/p99 within a quarter.
+LATENCY_BOUNDS_MS = tuple(0.02 * 1.25**i for i in range(63))
+# Fields of the canonical log line the tail keeps: figures and names, never bodies or keys.
+TAIL_FIELDS = (
+    "request_id",
+    "model",
+    "inputs",
+    "hits",
+    "misses",
+    "near",
+    "memo",
+    "coalesced",
+    "upstream_ms",
+    "collection",
+)
+CONSOLE_PREFIX = "/ui"  # the console's own polling is neither charted nor tailed
+
+
+@dataclass(slots=True)
+class Point:
+    """What happened during one step, ending at wall-clock time `t`."""
+
+    t: float
+    seconds: float
+    requests: int = 0
+    errors: int = 0  # answers >= 500
+    lookups: dict[str, float] = field(default_factory=dict)  # by result: hit, miss, near...
+    saved: dict[str, float] = field(default_factory=dict)  # dollars by modality
+    upstream_calls: int = 0
+    upstream_items: int = 0
+    evictions: int = 0
+    latency: dict[int, int] = field(default_factory=dict)  # all-hit requests, bucket -> count
+
+    def as_json(self) -> dict[str, Any]:
+        """The point for the stats endpoint; the latency as p50/p99 in ms."""
+        return {
+            "t": round(self.t, 3),
+            "seconds": round(self.seconds, 3),
+            "requests": self.requests,
+            "errors": self.errors,
+            "lookups": self.lookups,
+            "saved_dollars": self.saved,
+            "upstream_calls": self.upstream_calls,
+            "upstream_items": self.upstream_items,
+            "evictions": self.evictions,
+            "hit_p50_ms": percentile(self.latency, 0.50),
+            "hit_p99_ms": percentile(self.latency, 0.99),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The cumulative counters a step's figures are the difference of."""
+
+    lookups: Mapping[str, float]
+    saved: Mapping[str, float]
+    upstream_calls: int
+    upstream_items: int
+    evictions: int
+
+
+def percentile(counts: Mapping[int, int], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding the q-quantile; None without samples."""
+    n = sum(counts.values())
+    if n == 0:
+        return None
+    rank = max(1, math.ceil(q * n))
+    seen = 0
+    for index in sorted(counts):
+        seen += counts[index]
+        if seen >= rank:
+            return round(LATENCY_BOUNDS_MS[min(index, len(LATENCY_BOUNDS_MS) - 1)], 3)
+    return None  # unreachable: the loop reaches n
+
+
+def _by_label(counter: Counter, label: str) -> dict[str, float]:
+    """A counter's `_total` samples summed by one label (prometheus-client's public collect)."""
+    out: dict[str, float] = {}
+    for family in counter.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = sample.labels.get(label, "")
+                out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+class Timeline:
+    """A ring of at most an hour of points, one per `step_s`, and the last `tail_lines` lines."""
+
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        evictions: Callable[[], int],
+        *,
+        step_s: float = 10.0,
+        tail_lines: int = 300,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.metrics = metrics
+        self.step_s = step_s
+        self._evictions = evictions
+        self._clock = clock
+        self._wall = wall
+        self.points: deque[Point] = deque(maxlen=math.ceil(SPAN_S / step_s))
+        self.tail: deque[tuple[float, str, str, int, float, dict[str, Any]]] = deque(
+            maxlen=tail_lines
+        )
+        self.started = wall()
+        self._base = self._totals()
+        self._step_start = clock()
+        self._current = Point(t=0.0, seconds=0.0)
+
+    def _totals(self) -> Totals:
+        metrics = self.metrics
+        counters = metrics.scheduler.counters
+        return Totals(
+            lookups=_by_label(metrics.lookups, "result"),
+            saved=_by_label(metrics.saved_dollars, "modality"),
+            upstream_calls=counters.calls,
+            upstream_items=counters.items,
+            evictions=self._evictions(),
+        )
+
+    def request_done(
+        self, scope: Scope, state: dict[str, Any], status: int, seconds: float
+    ) -> None:
+        """GatewayMetrics' per-request hook: count it, time it if every input was a hit, tail it."""
+        path: str = scope.get("path", "")
+        if path.startswith(CONSOLE_PREFIX):
+            return
+        self.tick()
+        point = self._current
+        point.requests += 1
+        if status >= 500:
+            point.errors += 1
+        if state.get("misses") == 0 and state.get("hits", 0) > 0:
+            bucket = bisect_left(LATENCY_BOUNDS_MS, seconds * 1000)
+            point.latency[bucket] = point.latency.get(bucket, 0) + 1
+        # The state dict is finished: keep a reference, build the line only when someone reads.
+        self.tail.append((self._wall(), str(scope.get("method", "")), path, status, seconds, state))
+
+    def tick(self) -> None:
+        """Close the current step (and any empty ones) when its time is up."""
+        now = self._clock()
+        if now - self._step_start < self.step_s:
+            return
+        totals = self._totals()
+        base = self._base
+        point = self._current
+        point.t = self._wall()
+        point.seconds = now - self._step_start
+        point.lookups = _minus(totals.lookups, base.lookups)
+        point.saved = _minus(totals.saved, base.saved)
+        point.upstream_calls = totals.upstream_calls - base.upstream_calls
+        point.upstream_items = totals.upstream_items - base.upstream_items
+        point.evictions = totals.evictions - base.evictions
+        self.points.append(point)
+        self._base = totals
+        self._step_start = now
+        self._current = Point(t=0.0, seconds=0.0)
+
+    def series(self) -> list[dict[str, Any]]:
+        """The points of the last hour, oldest first."""
+        self.tick()
+        since = self._wall() - SPAN_S
+        return [p.as_json() for p in self.points if p.t >= since]
+
+    def hit_latency(self, last: int) -> dict[str, float | None]:
+        """p50/p99 of all-hit requests over the last `last` points and the open step."""
+        merged: dict[int, int] = dict(self._current.latency)
+        for point in list(self.points)[-last:]:
+            for bucket, n in point.latency.items():
+                merged[bucket] = merged.get(bucket, 0) + n
+        return {"p50_ms": percentile(merged, 0.50), "p99_ms": percentile(merged, 0.99)}
+
+    def lines(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` request lines, newest last, with the log line's safe fields only."""
+        out = []
+        for at, method, path, status, seconds, state in list(self.tail)[-limit:]:
+            line: dict[str, Any] = {
+                "time": round(at, 3),
+                "method": method,
+                "route": path,
+                "status": status,
+                "total_ms": round(seconds * 1000, 3),
+            }
+            for name in TAIL_FIELDS:
+                value = state.get(name)
+                if isinstance(value, bool | int | float | str):
+                    line[name] = value
+            out.append(line)
+        return out
+
+
+def _minus(now: Mapping[str, float], then: Mapping[str, float]) -> dict[str, float]:
+    return {k: round(v - then.get(k, 0.0), 9) for k, v in now.items() if v != then.get(k, 0.0)}
