@@ -24,6 +24,7 @@ RANK = {
     "vectorstore": 4,
     "embedder": 5,
     "api": 6,
+    "bulk": 6.5,  # reuses the OpenAI input parsing; api/batch reaches it through a Protocol
     "app": 7,
     "server": 8,
     "cli": 9,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from gateway.config.bulk import BulkSettings
 from gateway.config.shared import SharedSettings
 from gateway.config.types import (
     WEEK,
@@ -186,6 +187,7 @@ class Settings(Section, frozen=True):
     collections: CollectionSettings = CollectionSettings()
     log: LogSettings = LogSettings()
     pricing: PricingSettings = PricingSettings()
+    bulk: BulkSettings = BulkSettings()
     shared: SharedSettings = SharedSettings()
     ui: UISettings = UISettings()
     models: tuple[ModelSpec, ...] = DEFAULT_MODELS
