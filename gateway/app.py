@@ -23,6 +23,7 @@ from gateway.api.http.limits import request_frame
 from gateway.api.http.media_budget import MediaBudget
 from gateway.api.http.response_memo import ResponseMemo
 from gateway.api.openai import routes as openai
+from gateway.api.ui import routes as ui
 from gateway.cache.store import VectorCache
 from gateway.config import Secrets, Settings, load_secrets
 from gateway.embedder import Embedder
@@ -103,6 +104,9 @@ def create_app(
         media_budget=MediaBudget(settings.media.max_inflight_bytes, settings.media.inflight_wait_s),
     )
     auth = ClientAuth(secrets.client_keys, metrics_require_key=settings.server.metrics_require_key)
+    console = ui.attach(services) if settings.ui.enabled else None
+    if console is not None:  # the page and its files hold no data: the key form must load
+        auth.open_paths |= ui.OPEN_PATHS
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -128,9 +132,10 @@ def create_app(
     static_headers = {"x-gateway-upstream": "fake"} if fake else {}
     static_fields: dict[str, Any] = {"upstream": "fake"} if fake else {}
     routes = [*openai.ROUTES, *gemini.ROUTES, *collections.ROUTES, *ops.ROUTES, *docs.ROUTES]
+    routes += ui.ROUTES if console is not None else []
     return Litestar(
         route_handlers=[*options_handlers(routes), *routes],  # OPTIONS first: see http/allow.py
-        state=_state(services),
+        state=_state(services, console),
         lifespan=[lifespan],
         exception_handlers={Exception: error_response},
         before_send=[make_before_send(static_headers, static_fields, [metrics.request_done])],
@@ -143,7 +148,7 @@ def create_app(
     )
 
 
-def _state(services: Services) -> Any:
+def _state(services: Services, console: Any) -> Any:
     from litestar.datastructures import State
 
-    return State({"services": services})
+    return State({"services": services, ui.STATE_KEY: console})

@@ -1,0 +1,101 @@
+"""The console's JSON, as msgspec types: what /ui/api/stats and /ui/api/requests answer."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Latency(msgspec.Struct):
+    """Of requests whose every input was served locally, over the last five minutes (ms)."""
+
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+class CacheFigures(msgspec.Struct):
+    entries: int
+    disk_bytes: int
+    size_limit_bytes: int  # 0 = unbounded
+    memory_entries: int
+    evictions: int
+    degraded: bool
+
+
+class UpstreamFigures(msgspec.Struct):
+    mode: str  # online | cache-only | fake
+    breaker: str  # closed | open | half-open
+    calls: int
+    items: int
+    tokens: int
+    errors: int
+    fast_failures: int
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    dims: int
+    min_dims: int
+    multimodal: bool
+
+
+class Point(msgspec.Struct):
+    """One step of the last hour: what happened in `seconds` ending at `t` (Unix seconds)."""
+
+    t: float
+    seconds: float
+    requests: int
+    errors: int
+    lookups: dict[str, float]  # by result: hit, miss (and near, when near reuse is on)
+    saved_dollars: dict[str, float]  # by modality
+    upstream_calls: int
+    upstream_items: int
+    evictions: int
+    hit_p50_ms: float | None
+    hit_p99_ms: float | None
+
+
+class Stats(msgspec.Struct):
+    """Totals since the process started, the state now, and the last hour in steps."""
+
+    object: str
+    now: float
+    started: float
+    step_s: float
+    requests: int  # answered since start, the console's own calls aside
+    errors: int
+    lookups: dict[str, float]
+    saved_dollars: dict[str, float]
+    saved_tokens: dict[str, float]
+    hit_latency: Latency
+    cache: CacheFigures
+    upstream: UpstreamFigures
+    pricing: dict[str, float]  # US dollars per 1M input tokens by modality
+    models: list[ModelCard]
+    dtypes: list[str]
+    extra: dict[str, float]  # other counters the console shows when they exist (near, shared)
+    series: list[Point]
+
+
+class RequestLine(msgspec.Struct, omit_defaults=True):
+    """A canonical request log line's figures: never a payload, a key or a query string."""
+
+    time: float
+    method: str
+    route: str
+    status: int
+    total_ms: float
+    request_id: str | None = None
+    model: str | None = None
+    inputs: int | None = None
+    hits: int | None = None
+    misses: int | None = None
+    near: int | None = None
+    memo: bool | None = None
+    coalesced: int | None = None
+    upstream_ms: float | None = None
+    collection: str | None = None
+
+
+class RequestTail(msgspec.Struct):
+    object: str
+    data: list[RequestLine]
