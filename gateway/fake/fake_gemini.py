@@ -20,6 +20,7 @@ import numpy.typing as npt
 import orjson
 
 from gateway.fake import wire
+from gateway.fake.batch import FakeBatchAPI
 from gateway.fake.faults import FaultPlan, InjectedFailure, MalformedKind, Poison
 from gateway.fake.records import FakeCall, FakePart
 from gateway.fake.transports import SyncASGITransport
@@ -43,6 +44,7 @@ class _Reply:
     status: int
     body: bytes
     retry_after: str | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class FakeGemini:
@@ -60,6 +62,7 @@ class FakeGemini:
         self.items_received = 0
         self._faults = FaultPlan()
         self._lock = threading.Lock()
+        self.batch = FakeBatchAPI()  # the Batch API and Files upload, on its own clock
 
     # -- what tests read ------------------------------------------------------------------
 
@@ -158,10 +161,15 @@ class FakeGemini:
         headers = [*_HEADERS, (b"content-length", str(len(reply.body)).encode())]
         if reply.retry_after is not None:
             headers.append((b"retry-after", reply.retry_after.encode()))
+        headers.extend(reply.headers)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
 
     async def _answer(self, scope: Scope, body: bytes, call: FakeCall) -> _Reply:
+        if self.batch.owns(scope["path"]):
+            call.api_key = _api_key(scope)
+            status, answer, extra = self.batch.answer(scope, body, call)
+            return _Reply(status, answer, headers=tuple(extra))
         route = _ROUTE.fullmatch(scope["path"])
         if route is None:
             return _error(404)
