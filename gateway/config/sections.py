@@ -43,6 +43,10 @@ class ServerSettings(Section, frozen=True):
 
 
 class UpstreamSettings(Section, frozen=True):
+    provider: Literal["gemini", "vertex"] = "gemini"
+    project: Annotated[str, Meta(pattern=r"^[a-z0-9.:-]*$")] = ""  # vertex: "" = from the ADC
+    location: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]*$")] = "global"  # vertex region
+    share_cache_across_providers: bool = False
     base_url: HttpUrl = "https://generativelanguage.googleapis.com"
     api_version: NonEmpty = "v1beta"
     mode: UpstreamMode = "online"
