@@ -26,6 +26,7 @@ Not HTTP errors; each is caught where it is meaningful and never reaches a clien
     StoreError                        a collection's SQLite store is missing or not a collection
     IndexFileError                    a saved index file is unreadable: rebuilt from the store
     CollectionClosed                  a collection closed while a build ran: the build stops
+    CredentialsError                  the upstream's credentials cannot load: cache-only, warned
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class IndexFileError(Exception):
 
 class CollectionClosed(Exception):
     """The collection was closed while a build was running."""
+
+
+class CredentialsError(Exception):
+    """The upstream's credentials (Vertex AI's ADC or key) cannot be loaded; says which and why."""
 
 
 class GatewayError(Exception):
