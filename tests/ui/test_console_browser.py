@@ -1,0 +1,280 @@
+"""The console in a real Chromium (Debian's, through Playwright) against `gateway serve
+--fake-upstream` on loopback: what a person sees on each page, and what the page must not do
+(errors, requests to other origins, payloads in the tail). Screenshots go to a temporary
+directory named in the output of `pytest -s` (SCREENSHOTS)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from tests.e2e.processes import Server, serve_fake
+
+pytestmark = pytest.mark.e2e
+GE2 = "gemini-embedding-2"
+KEY = "sk-console-browser"
+SECRET = "a private sentence the tail must never show"
+
+try:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+    from playwright.sync_api import expect as _expect
+except ImportError:  # pragma: no cover - playwright is a dev dependency
+    sync_playwright = None  # type: ignore[assignment]
+
+
+def png(color: tuple[int, int, int], size: int = 48) -> bytes:
+    image = Image.new("RGB", (size, size), color)
+    for x in range(size // 2):  # a diagonal, so two colours are two different pictures
+        image.putpixel((x, x), (255 - color[0], 255 - color[1], 255 - color[2]))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None or sync_playwright is None:
+        why = "Debian's chromium" if found is None else "playwright"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why} is missing: .ci/run installs it (apt-get install chromium)")
+        pytest.skip(f"{why} is not installed")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = _launch(p, chromium)
+        yield launched
+        launched.close()
+
+
+def _launch(p: Playwright, chromium: str) -> Browser:
+    return p.chromium.launch(executable_path=chromium, headless=True)
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("console-screenshots")
+    print(f"SCREENSHOTS {where}")
+    return where
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    served = serve_fake(tmp_path_factory.mktemp("console"), GATEWAY_LOG_FORMAT="json")
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+class Watch:
+    """What a page did that it must not: script errors, console errors, other origins."""
+
+    def __init__(self, page: Page, origin: str, allowed: tuple[str, ...] = ()) -> None:
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("console", self._console)
+        page.on("request", lambda r: self._request(r.url, origin))
+        self.allowed = allowed
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not any(a in message.text for a in self.allowed):
+            self.errors.append(message.text)
+
+    def _request(self, url: str, origin: str) -> None:
+        if not url.startswith((origin + "/", "data:", "blob:")):
+            self.outside.append(url)
+
+    def check(self) -> None:
+        assert self.errors == []
+        assert self.outside == []
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    watch = Watch(opened, server.base)
+    opened.set_default_timeout(5000)
+    yield opened
+    context.close()
+    watch.check()
+
+
+def expect(target: Any) -> Any:
+    return _expect(target)
+
+
+def test_overview_numbers_move_after_openai_sdk_requests(
+    page: Page, server: Server, screenshots: Path
+) -> None:
+    answer = page.goto(f"{server.base}/ui")
+    assert answer is not None
+    csp = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    expect(page.locator("#ov-updated")).to_contain_text("Updated")
+    hit_ratio = page.locator("#ov-hit-ratio").inner_text()
+    saved = page.locator("#ov-saved").inner_text()
+    client = openai.OpenAI(base_url=f"{server.base}/v1", api_key="unused", max_retries=0)
+    for _ in range(4):  # one miss, three hits
+        client.embeddings.create(model=GE2, input="the overview watches this")
+    page.reload()
+    expect(page.locator("#ov-hit-ratio")).not_to_have_text(hit_ratio)
+    expect(page.locator("#ov-saved")).not_to_have_text(saved)
+    assert page.locator("#ov-hit-detail").inner_text().startswith(("3 exact", "4 exact"))
+    expect(page.locator("#ov-breaker")).to_have_text("closed")
+    expect(page.locator("#ov-mode")).to_have_text("upstream: fake")
+    page.keyboard.press("Tab")  # the views are keyboard reachable: the first stop is the nav
+    assert page.evaluate("document.activeElement.closest('nav') !== null")
+    page.screenshot(path=screenshots / "overview.png", full_page=True)
+
+
+def test_the_playground_embeds_a_text_miss_then_hit_and_a_dropped_png(
+    page: Page, server: Server, screenshots: Path, tmp_path: Path
+) -> None:
+    page.goto(f"{server.base}/ui#playground")
+    page.fill("#pg-text-a", "a sentence for the playground")
+    page.select_option("#pg-dims", "768")
+    page.click("#pg-embed")
+    expect(page.locator("#pg-cache")).to_have_text("MISS")
+    expect(page.locator("#pg-summary")).to_contain_text("768 values of float")
+    assert page.locator("#pg-values").inner_text().startswith("[")
+    page.click("#pg-embed")
+    expect(page.locator("#pg-cache")).to_have_text("HIT")
+    picture = tmp_path / "dropped.png"
+    picture.write_bytes(png((200, 40, 40)))
+    page.set_input_files("#pg-file-a", str(picture))
+    expect(page.locator("#pg-preview-a")).to_be_visible()
+    page.click("#pg-embed")
+    expect(page.locator("#pg-cache")).to_have_text("MISS")
+    expect(page.locator("#pg-summary")).to_contain_text("tokens")
+    page.fill("#pg-text-b", "a red square")
+    page.click("#pg-compare")
+    expect(page.locator("#pg-cosine")).to_contain_text("cosine(A, B) = ")
+    page.screenshot(path=screenshots / "playground.png", full_page=True)
+
+
+def test_collections_list_and_search_by_text_and_by_image_in_score_order(
+    page: Page, server: Server, screenshots: Path, tmp_path: Path
+) -> None:
+    red, blue = png((220, 30, 30)), png((30, 30, 220))
+    http = httpx.Client(base_url=server.base)
+    assert (
+        http.post("/v1/collections", json={"name": "pictures", "dimensions": 256}).status_code
+        == 200
+    )
+    items = [
+        {
+            "id": "red",
+            "input": [{"type": "image_url", "image_url": data_uri(red)}],
+            "metadata": {"label": "red square", "thumbnail": data_uri(red)},
+        },
+        {
+            "id": "blue",
+            "input": [{"type": "image_url", "image_url": data_uri(blue)}],
+            "metadata": {"label": "blue square", "thumbnail": data_uri(blue)},
+        },
+        {"id": "cat", "input": "a cat sleeping on a sofa", "metadata": {"label": "cat"}},
+    ]
+    added = http.post("/v1/collections/pictures/items", json={"items": items})
+    assert added.status_code == 200, added.text
+    http.close()
+    page.goto(f"{server.base}/ui#collections")
+    row = page.locator("#col-table tbody tr", has_text="pictures")
+    expect(row).to_contain_text("3")
+    expect(row).to_contain_text("256")
+    page.fill("#col-text", "a cat sleeping on a sofa")
+    page.click("#col-search button[type=submit]")
+    expect(page.locator("#col-results li")).to_have_count(3)
+    assert page.locator("#col-results li .id").first.inner_text() == "cat"
+    scores = [float(s) for s in page.locator("#col-results .score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True)
+    query = tmp_path / "blue.png"
+    query.write_bytes(blue)
+    page.set_input_files("#col-file", str(query))
+    page.click("#col-search button[type=submit]")
+    expect(page.locator("#col-results li .id").first).to_have_text("blue")
+    scores = [float(s) for s in page.locator("#col-results .score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True)
+    expect(page.locator("#col-results li").first.locator("img.thumb")).to_be_visible()
+    page.screenshot(path=screenshots / "collections.png", full_page=True)
+
+
+def test_the_requests_tail_shows_lines_without_payloads(
+    page: Page, server: Server, screenshots: Path
+) -> None:
+    reply = httpx.post(f"{server.base}/v1/embeddings", json={"model": GE2, "input": SECRET})
+    page.goto(f"{server.base}/ui#requests")
+    row = page.locator("#rq-table tbody tr", has_text=reply.headers["x-request-id"])
+    expect(row).to_contain_text("/v1/embeddings")
+    expect(row).to_contain_text("200")
+    assert SECRET not in page.content()
+    assert "/ui/api" not in page.locator("#rq-table").inner_text()  # its own polls stay out
+    page.screenshot(path=screenshots / "requests.png", full_page=True)
+
+
+def test_at_phone_width_nothing_scrolls_sideways(browser: Browser, server: Server) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = context.new_page()
+    watch = Watch(phone, server.base)
+    for view in ("overview", "playground", "collections"):
+        phone.goto(f"{server.base}/ui#{view}")
+        expect(phone.locator(f"#view-{view}")).to_be_visible()
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390, view
+    context.close()
+    watch.check()
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    served = serve_fake(tmp_path_factory.mktemp("console-keyed"), GATEWAY_API_KEYS=KEY)
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def test_with_client_keys_the_console_shows_only_the_key_form_until_a_valid_key(
+    browser: Browser, keyed_server: Server, screenshots: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    # The browser reports each refused call as a failed resource load: the 401s are the point.
+    watch = Watch(page, keyed_server.base, allowed=("status of 401",))
+    page.set_default_timeout(5000)
+    page.goto(f"{keyed_server.base}/ui")
+    expect(page.locator("#login")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
+    expect(page.locator("#view-overview")).to_be_hidden()
+    page.screenshot(path=screenshots / "login.png")
+    page.fill("#login-key", "not-the-key")
+    page.press("#login-key", "Enter")
+    expect(page.locator("#login-error")).to_have_text("That key was refused.")
+    expect(page.locator("#view-overview")).to_be_hidden()
+    page.fill("#login-key", KEY)
+    page.press("#login-key", "Enter")
+    expect(page.locator("#view-overview")).to_be_visible()
+    expect(page.locator("#ov-updated")).to_contain_text("Updated")
+    expect(page.locator("#login")).to_be_hidden()
+    page.reload()  # the key lives in this tab's sessionStorage
+    expect(page.locator("#ov-updated")).to_contain_text("Updated")
+    context.close()
+    watch.check()
