@@ -19,8 +19,10 @@ def test_the_llamaindex_recipe_finds_the_text_and_the_picture(
     for path, picture in photos.items():
         np.testing.assert_allclose(stored[path], served_vector(picture), atol=1e-6)
     # The text query ranks the bicycle first by a clear margin, not by a hair.
-    ranked = namespace["pictures"].as_retriever(image_similarity_top_k=3).text_to_image_retrieve(
-        "a red bicycle"
+    ranked = (
+        namespace["pictures"]
+        .as_retriever(image_similarity_top_k=3)
+        .text_to_image_retrieve("a red bicycle")
     )
     scores = [hit.score for hit in ranked]
     assert ranked[0].node.image_path == "photos/bicycle.png"

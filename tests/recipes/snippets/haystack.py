@@ -57,7 +57,9 @@ class GatewayImageEmbedder:
         answer = httpx.post(f"{GATEWAY}/embeddings", json=body, timeout=60)
         answer.raise_for_status()
         vectors = [item["embedding"] for item in answer.json()["data"]]
-        return {"documents": [replace(d, embedding=v) for d, v in zip(documents, vectors)]}
+        return {
+            "documents": [replace(d, embedding=v) for d, v in zip(documents, vectors, strict=True)]
+        }
 
 
 pictures = InMemoryDocumentStore(embedding_similarity_function="cosine")
