@@ -24,14 +24,14 @@ from gateway.api.http.media_budget import MediaBudget
 from gateway.api.http.response_memo import ResponseMemo
 from gateway.api.openai import routes as openai
 from gateway.api.ui import routes as ui
-from gateway.cache.store import VectorCache
+from gateway.cache.tiered import TieredCache, open_cache
 from gateway.config import Secrets, Settings, load_secrets
 from gateway.embedder import Embedder
 from gateway.observability.logs import flush_logs
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_log import make_before_send
+from gateway.upstream.fleet import build_scheduler
 from gateway.upstream.gemini import GeminiUpstream, Upstream
-from gateway.upstream.scheduler import Scheduler
 from gateway.vectorstore import CollectionManager
 
 log = structlog.get_logger("gateway")
@@ -71,18 +71,8 @@ def create_app(
     elif upstream is None:
         upstream = build_upstream(settings, secrets)
     # nothing stores without an upstream, so a read-only warm cache can serve its hits
-    cache = VectorCache(settings.cache, writes=upstream is not None)
-    scheduler = (
-        Scheduler(
-            upstream,
-            settings.upstream,
-            store=cache.set_many,
-            store_health=cache.health,
-            workers=settings.server.workers,
-        )
-        if upstream is not None
-        else None
-    )
+    cache = open_cache(settings, writes=upstream is not None)  # tiered when [shared] url is set
+    scheduler = build_scheduler(upstream, settings, cache) if upstream is not None else None
     namespace = "fake" if fake else ""
     metrics = GatewayMetrics(settings.pricing, cache, scheduler)
     collection_manager = CollectionManager(settings)
@@ -125,6 +115,8 @@ def create_app(
                 await scheduler.aclose()
             if upstream is not None:
                 await upstream.aclose()
+            if isinstance(cache, TieredCache):
+                await cache.aclose()
             cache.close()
             log.info("gateway stopped", cache_dir=cache.directory)  # every write is on disk
             flush_logs()

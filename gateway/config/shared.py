@@ -1,4 +1,4 @@
-"""[shared]: the Redis/Valkey tier a fleet of gateways shares (cache, single-flight, rate budget)."""
+"""[shared]: the Redis/Valkey tier a fleet of gateways shares (cache, single-flight, budget)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Rate limits per model: requests/min and tokens/min token buckets, plus upstream holds."""
+"""Rate limits per model: requests/min and tokens/min token buckets, plus upstream holds.
+
+With a `shared` budget (the fleet tier, gateway.upstream.fleet_budget), the buckets and holds
+live on the shared server and every replica spends from the same ones; when it cannot answer,
+the local buckets (this process's share) take over for that call.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from gateway.errors import RateLimited
 
@@ -35,6 +41,19 @@ class TokenBucket:
         self.level -= min(cost, self.capacity)
 
 
+class SharedBudget(Protocol):
+    """Per-model buckets one fleet shares; None from a call means "the tier failed: go local"."""
+
+    async def reserve(self, model: str, tokens: int, max_wait_s: float) -> float | None:
+        """Take room for one call and return the seconds to wait first; a negative number
+        (minus the wait) when that wait is over `max_wait_s` (nothing is taken then)."""
+        ...
+
+    def hold(self, model: str, seconds: float) -> None:
+        """No call for `model` leaves from any replica for `seconds` (a 429 with RetryInfo)."""
+        ...
+
+
 @dataclass(slots=True)
 class _ModelLimits:
     requests: TokenBucket | None
@@ -58,6 +77,7 @@ class RateLimiter:
         self._sleep = sleep
         self._models: dict[str, _ModelLimits] = {}
         self.waited_s = 0.0  # total time calls spent waiting here
+        self.shared: SharedBudget | None = None  # the fleet's budget, when the tier is on
 
     def _limits(self, model: str) -> _ModelLimits:
         limits = self._models.get(model)
@@ -86,16 +106,16 @@ class RateLimiter:
         """The upstream said to come back in `seconds`: no call for `model` leaves before then."""
         limits = self._limits(model)
         limits.not_before = max(limits.not_before, self._clock() + seconds)
+        if self.shared is not None:
+            self.shared.hold(model, seconds)
 
     async def acquire(self, model: str, tokens: int, deadline: float) -> None:
         """Wait for room for one call of `tokens`; RateLimited if that would pass `deadline`."""
+        if self.shared is not None and await self._acquire_shared(model, tokens, deadline):
+            return
         wait = self.delay(model, tokens)
         if wait > 0 and self._clock() + wait > deadline:
-            raise RateLimited(
-                f"the gateway's own rate limit for {model} would hold this request {wait:.1f} s,"
-                " past its deadline ([upstream] requests_per_minute, tokens_per_minute)",
-                retry_after=wait,
-            )
+            raise _limited(model, wait)
         limits = self._limits(model)
         now = self._clock()
         if limits.requests is not None:
@@ -105,3 +125,29 @@ class RateLimiter:
         if wait > 0:
             self.waited_s += wait
             await self._sleep(wait)
+
+    async def _acquire_shared(self, model: str, tokens: int, deadline: float) -> bool:
+        """The fleet's budget: True once room is taken (and waited for); False = go local."""
+        assert self.shared is not None
+        hold = max(0.0, self._limits(model).not_before - self._clock())
+        room = deadline - self._clock() - hold
+        if room < 0:
+            raise _limited(model, hold)
+        wait = await self.shared.reserve(model, tokens, room)
+        if wait is None:
+            return False
+        if wait < 0:
+            raise _limited(model, hold - wait)
+        wait += hold
+        if wait > 0:
+            self.waited_s += wait
+            await self._sleep(wait)
+        return True
+
+
+def _limited(model: str, wait: float) -> RateLimited:
+    return RateLimited(
+        f"the gateway's own rate limit for {model} would hold this request {wait:.1f} s,"
+        " past its deadline ([upstream] requests_per_minute, tokens_per_minute)",
+        retry_after=wait,
+    )
