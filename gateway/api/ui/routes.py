@@ -91,7 +91,8 @@ async def console_asset(name: str) -> RawJSON:
     return _asset(name)
 
 
-def _stats(services: Services, timeline: Timeline) -> schema.Stats:
+def build_stats(services: Services, timeline: Timeline) -> schema.Stats:
+    """The overview's answer: totals, the state now, the last hour."""
     metrics = services.metrics
     figures = services.cache.stats()
     scheduler = metrics.scheduler
@@ -161,7 +162,7 @@ async def console_stats(request: Request[Any, Any, Any]) -> RawJSON:
     """Everything the overview shows, in one answer."""
     services = services_of(request)
     # cache.stats() asks SQLite for the entry count and volume: off the event loop
-    stats = await asyncio.to_thread(_stats, services, _timeline(request))
+    stats = await asyncio.to_thread(build_stats, services, _timeline(request))
     return RawJSON(_encode(stats))
 
 
