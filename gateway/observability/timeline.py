@@ -93,7 +93,7 @@ def percentile(counts: Mapping[int, int], q: float) -> float | None:
     return None  # unreachable: the loop reaches n
 
 
-def _by_label(counter: Counter, label: str) -> dict[str, float]:
+def by_label(counter: Counter, label: str) -> dict[str, float]:
     """A counter's `_total` samples summed by one label (prometheus-client's public collect)."""
     out: dict[str, float] = {}
     for family in counter.collect():
@@ -127,6 +127,8 @@ class Timeline:
             maxlen=tail_lines
         )
         self.started = wall()
+        self.requests = 0  # since start, the console's own calls aside
+        self.errors = 0
         self._base = self._totals()
         self._step_start = clock()
         self._current = Point(t=0.0, seconds=0.0)
@@ -135,8 +137,8 @@ class Timeline:
         metrics = self.metrics
         counters = metrics.scheduler.counters
         return Totals(
-            lookups=_by_label(metrics.lookups, "result"),
-            saved=_by_label(metrics.saved_dollars, "modality"),
+            lookups=by_label(metrics.lookups, "result"),
+            saved=by_label(metrics.saved_dollars, "modality"),
             upstream_calls=counters.calls,
             upstream_items=counters.items,
             evictions=self._evictions(),
@@ -152,8 +154,10 @@ class Timeline:
         self.tick()
         point = self._current
         point.requests += 1
+        self.requests += 1
         if status >= 500:
             point.errors += 1
+            self.errors += 1
         if state.get("misses") == 0 and state.get("hits", 0) > 0:
             bucket = bisect_left(LATENCY_BOUNDS_MS, seconds * 1000)
             point.latency[bucket] = point.latency.get(bucket, 0) + 1
@@ -179,6 +183,23 @@ class Timeline:
         self._base = totals
         self._step_start = now
         self._current = Point(t=0.0, seconds=0.0)
+
+    def now(self) -> float:
+        """Wall-clock time, as the points carry it."""
+        return self._wall()
+
+    def extra_counters(self, words: tuple[str, ...]) -> dict[str, float]:
+        """Totals of the metrics' other counters whose names hold one of `words` (features such
+        as near reuse or a shared tier add them; absent ones are simply not there)."""
+        out: dict[str, float] = {}
+        for value in vars(self.metrics).values():
+            if not isinstance(value, Counter):
+                continue
+            for family in value.collect():
+                if any(word in family.name for word in words):
+                    total = sum(s.value for s in family.samples if s.name.endswith("_total"))
+                    out[family.name] = total
+        return out
 
     def series(self) -> list[dict[str, Any]]:
         """The points of the last hour, oldest first."""
