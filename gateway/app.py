@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import msgspec
 import structlog
 from litestar import Litestar
 
@@ -32,6 +33,7 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_log import make_before_send
 from gateway.upstream.fleet import build_scheduler
 from gateway.upstream.gemini import GeminiUpstream, Upstream
+from gateway.upstream.vertex import connect_vertex
 from gateway.vectorstore import CollectionManager
 
 log = structlog.get_logger("gateway")
@@ -46,7 +48,12 @@ def build_upstream(settings: Settings, secrets: Secrets) -> Upstream | None:
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=FakeGemini()), base_url=settings.upstream.base_url
         )
+        if settings.upstream.provider == "vertex":  # express mode on the fake's Vertex paths
+            express = msgspec.structs.replace(settings.upstream, project="")
+            return connect_vertex(express, FAKE_KEY, http_client=client)
         return GeminiUpstream(settings.upstream, FAKE_KEY, http_client=client)
+    if settings.upstream.provider == "vertex":
+        return connect_vertex(settings.upstream, secrets.upstream_api_key)
     if not secrets.upstream_api_key:
         log.warning(
             "no GEMINI_API_KEY or GOOGLE_API_KEY: running cache-only; misses answer 503",
@@ -74,6 +81,9 @@ def create_app(
     cache = open_cache(settings, writes=upstream is not None)  # tiered when [shared] url is set
     scheduler = build_scheduler(upstream, settings, cache) if upstream is not None else None
     namespace = "fake" if fake else ""
+    chosen = settings.upstream
+    if chosen.provider == "vertex" and not chosen.share_cache_across_providers:
+        namespace += "/vertex" if namespace else "vertex"  # the same model's vectors may differ
     metrics = GatewayMetrics(settings.pricing, cache, scheduler)
     collection_manager = CollectionManager(settings)
     embedder = Embedder(settings, cache, scheduler, namespace)
