@@ -103,3 +103,12 @@ def _block_pool() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
     words[:, 0] = first
     order = np.argsort(keys, kind="stable")
     return keys[order], words[order]
+
+
+if __name__ == "__main__":  # `python -m tests.recipes.pictures photos`: the README's sample photos
+    import sys
+
+    for written, meaning in write_pictures(
+        Path(sys.argv[1] if len(sys.argv) > 1 else "photos")
+    ).items():
+        print(f"{written}: {meaning}")
