@@ -146,3 +146,28 @@ async def test_the_stats_endpoints_are_in_the_openapi_document(gateway: Gateway)
     assert stats["tags"] == ["Console"]
     assert "/ui/api/requests" in doc["paths"]
     assert "/ui" not in doc["paths"]
+
+
+async def test_a_shared_tier_shows_its_state_and_counts_and_none_is_null(gateway: Gateway) -> None:
+    assert (await gateway.http.get("/ui/api/stats")).json()["shared"] is None
+    cache = gateway.http.app.state["services"].cache  # type: ignore[attr-defined]
+
+    class Tier:  # what a tiered cache's SharedTier exposes
+        state = "cooling"
+        hits, misses, errors, skipped, dropped_writes = 5, 2, 3, 7, 1
+        last_error = "ConnectionError: refused"
+
+    cache.shared = Tier()
+    try:
+        shared = (await gateway.http.get("/ui/api/stats")).json()["shared"]
+    finally:
+        del cache.shared
+    assert shared == {
+        "state": "cooling",
+        "hits": 5,
+        "misses": 2,
+        "errors": 3,
+        "skipped": 7,
+        "dropped_writes": 1,
+        "last_error": "ConnectionError: refused",
+    }

@@ -41,6 +41,7 @@ ASSETS = {
 OPEN_PATHS = frozenset({"/ui", *(f"/ui/{name}" for name in ASSETS if name != "index.html")})
 _LATENCY_POINTS_S = 300.0  # the overview's hit latency covers the last five minutes
 MAX_LINES = 10_000
+_SHARED_COUNTS = ("hits", "misses", "errors", "skipped", "dropped_writes")
 _encode = msgspec.json.Encoder().encode
 
 
@@ -130,6 +131,7 @@ def build_stats(services: Services, timeline: Timeline) -> schema.Stats:
             errors=sum(counters.errors.values()),
             fast_failures=counters.fast_failures,
         ),
+        shared=_shared(services),
         pricing={k: float(v) for k, v in msgspec.structs.asdict(settings.pricing).items()},
         models=[
             schema.ModelCard(id=m.id, dims=m.dims, min_dims=m.min_dims, multimodal=m.multimodal)
@@ -138,6 +140,20 @@ def build_stats(services: Services, timeline: Timeline) -> schema.Stats:
         dtypes=list(DTYPES),
         extra=timeline.extra_counters(("near", "shared")),
         series=series,
+    )
+
+
+def _shared(services: Services) -> schema.SharedFigures | None:
+    """The shared tier's figures, read defensively: only a tiered cache has one."""
+    tier = getattr(services.cache, "shared", None)
+    if tier is None:
+        return None
+    count = {name: int(getattr(tier, name, 0) or 0) for name in _SHARED_COUNTS}
+    error = getattr(tier, "last_error", None)
+    return schema.SharedFigures(
+        state=str(getattr(tier, "state", "unknown")),
+        last_error=error if isinstance(error, str) else None,
+        **count,
     )
 
 

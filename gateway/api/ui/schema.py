@@ -31,6 +31,18 @@ class UpstreamFigures(msgspec.Struct):
     fast_failures: int
 
 
+class SharedFigures(msgspec.Struct):
+    """The fleet's shared tier, when `[shared] url` is set: counts since this process started."""
+
+    state: str  # ok | cooling (a failing tier is skipped for the cool-down)
+    hits: int
+    misses: int
+    errors: int
+    skipped: int
+    dropped_writes: int
+    last_error: str | None  # the class and a short message, never the URL's password
+
+
 class ModelCard(msgspec.Struct):
     id: str
     dims: int
@@ -69,6 +81,7 @@ class Stats(msgspec.Struct):
     hit_latency: Latency
     cache: CacheFigures
     upstream: UpstreamFigures
+    shared: SharedFigures | None  # null without a shared tier
     pricing: dict[str, float]  # US dollars per 1M input tokens by modality
     models: list[ModelCard]
     dtypes: list[str]

@@ -156,6 +156,14 @@ async function refreshOverview() {
   $("ov-cache-bar").style.width = bound ? Math.min(100, (100 * cache.disk_bytes) / bound) + "%" : "0";
   setText("ov-breaker", up.breaker);
   setText("ov-mode", "upstream: " + up.mode);
+  const shared = now.shared;
+  $("ov-shared-card").hidden = !shared;
+  if (shared) {
+    setText("ov-shared", shared.state);
+    setText("ov-shared-detail", shared.hits + " hits, " + shared.misses + " misses, " + shared.errors +
+      " errors" + (shared.skipped ? ", " + shared.skipped + " skipped while cooling" : "") +
+      (shared.last_error ? "; last error: " + shared.last_error : ""));
+  }
   const extra = Object.entries(now.extra);
   $("ov-extra-card").hidden = extra.length === 0;
   $("ov-extra").replaceChildren(...extra.flatMap(([k, v]) => [el("dt", k.replace(/^gateway_/, "")), el("dd", v)]));
