@@ -1,34 +1,31 @@
-"""GeminiUpstream: the google-genai async client, with SDK errors translated at this boundary."""
+"""GeminiUpstream: `batchEmbedContents` over the gateway's own httpx client, decoded by msgspec.
+
+The request is what google-genai sends (gateway.upstream.wire; tests compare the two on the
+wire), the answer is decoded straight into float32 (gateway.upstream.decode), large answers in a
+worker process (gateway.upstream.offload), and every error keeps its translation
+(gateway.upstream.statuses). The SDK path stays as gemini_sdk.SdkGeminiUpstream, the baseline.
+"""
 
 from __future__ import annotations
 
 import functools
 import os
-import re
 import ssl
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import certifi
 import httpx
 import numpy as np
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
 from numpy.typing import NDArray
 
 from gateway.config import UpstreamSettings
 from gateway.content.model import Content, EmbedParams
-from gateway.errors import (
-    RateLimited,
-    UpstreamError,
-    UpstreamRejected,
-    UpstreamServerError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
-
-_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.upstream import wire
+from gateway.upstream.decode import inflate
+from gateway.upstream.offload import BatchDecoder
+from gateway.upstream.statuses import parse_status, translate
 
 
 class Upstream(Protocol):
@@ -51,8 +48,16 @@ def tls_context() -> ssl.SSLContext:
     )
 
 
+def client_limits(settings: UpstreamSettings) -> httpx.Limits:
+    """Connections for `max_concurrency` calls, with room for retries overlapping a slow close."""
+    return httpx.Limits(
+        max_connections=settings.max_concurrency * 2,
+        max_keepalive_connections=settings.max_concurrency * 2,
+    )
+
+
 class GeminiUpstream:
-    """Calls `batchEmbedContents` through google-genai on the gateway's own httpx client."""
+    """Calls `batchEmbedContents` as google-genai would, and decodes the answer off its path."""
 
     def __init__(
         self,
@@ -60,134 +65,48 @@ class GeminiUpstream:
         api_key: str,
         *,
         http_client: httpx.AsyncClient | None = None,
+        decoder: BatchDecoder | None = None,
     ) -> None:
         self._own_client = http_client is None
-        tls = tls_context()
         self._http = http_client or httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=settings.max_concurrency * 2,
-                max_keepalive_connections=settings.max_concurrency * 2,
-            ),
+            limits=client_limits(settings),
             timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
-            verify=tls,
+            verify=tls_context(),
         )
-        self._client = genai.Client(
-            api_key=api_key,
-            http_options=types.HttpOptions(
-                base_url=settings.base_url,
-                api_version=settings.api_version,
-                timeout=int(settings.timeout_s * 1000),
-                httpx_async_client=self._http,
-                # Handing the SDK our context keeps it from loading the CA bundle twice more.
-                client_args={"verify": tls},
-                async_client_args={"verify": tls, "ssl": tls},
-            ),
-        )
+        self._base = settings.base_url.rstrip("/")
+        self._version = settings.api_version
+        self._headers = wire.headers(api_key, settings.timeout_s)
+        self.decoder = decoder or BatchDecoder()
 
     async def embed(
         self, contents: Sequence[Content], params: EmbedParams, dims: int
     ) -> NDArray[np.float32]:
         """One upstream call for up to 100 Contents; returns an (n, dims) float32 array."""
-        config = types.EmbedContentConfig(
-            output_dimensionality=params.dims or dims,
-            task_type=params.task_type,
-            title=params.title,
-        )
-        sdk_contents: list[types.Content] = [_to_sdk(c) for c in contents]
+        url = self._base + wire.batch_path(self._version, params.model)
+        body = wire.batch_body(contents, params, dims)
+        request = self._http.build_request("POST", url, content=body, headers=self._headers)
+        del body  # the request holds the one copy of a large media body
         try:
-            response = await self._client.aio.models.embed_content(
-                model=params.model, contents=sdk_contents, config=config
-            )
-        except genai_errors.APIError as exc:
-            raise translate_api_error(exc) from exc
+            response = await self._http.send(request, stream=True)
+            try:
+                raw = b"".join([chunk async for chunk in response.aiter_raw()])
+            finally:
+                await response.aclose()
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout("the upstream did not answer in time") from exc
         except httpx.TransportError as exc:
             raise UpstreamUnavailable(f"cannot reach the upstream: {type(exc).__name__}") from exc
-        except ValueError as exc:  # the SDK's parse of a malformed body (json, pydantic)
-            raise UpstreamError(f"the upstream sent a malformed answer: {exc}") from exc
-        return _vectors(response, len(contents), params.dims or dims)
+        encoding = response.headers.get("content-encoding", "")
+        if response.status_code >= 400:
+            raise translate(
+                parse_status(inflate(raw, encoding), response.status_code),
+                response.headers.get("retry-after"),
+            )
+        if response.status_code != 200:
+            raise UpstreamError(f"the upstream answered {response.status_code} to an embedding")
+        return await self.decoder.decode(raw, len(contents), params.dims or dims, encoding)
 
     async def aclose(self) -> None:
+        self.decoder.close()
         if self._own_client:
             await self._http.aclose()
-
-
-def _to_sdk(content: Content) -> types.Content:
-    parts: list[types.Part] = []
-    for part in content.parts:
-        if part.kind == "text":
-            parts.append(types.Part(text=part.text))
-        elif part.uri:
-            parts.append(types.Part.from_uri(file_uri=part.uri, mime_type=part.mime_type))
-        else:
-            parts.append(types.Part.from_bytes(data=part.data, mime_type=part.mime_type))
-    return types.Content(parts=parts, role="user")
-
-
-def _vectors(response: types.EmbedContentResponse, count: int, dims: int) -> NDArray[np.float32]:
-    embeddings = response.embeddings or []
-    if len(embeddings) != count:
-        raise UpstreamError(
-            f"the upstream returned {len(embeddings)} embeddings for {count} inputs"
-        )
-    try:
-        out = np.array([e.values or () for e in embeddings], dtype=np.float32)
-    except ValueError as exc:  # ragged rows
-        raise UpstreamError("the upstream returned vectors of unequal length") from exc
-    if out.shape != (count, dims):
-        raise UpstreamError(f"the upstream returned vectors of shape {out.shape}, wanted {dims}")
-    return out
-
-
-def retry_delay(exc: genai_errors.APIError) -> float | None:
-    """Seconds to wait from google.rpc.RetryInfo, else from Retry-After; None when absent."""
-    for detail in _details(exc):
-        if str(detail.get("@type", "")).endswith("RetryInfo"):
-            match = _DELAY.match(str(detail.get("retryDelay", "")))
-            if match:
-                return float(match[1])
-    response: Any = getattr(exc, "response", None)
-    header = getattr(response, "headers", {}).get("retry-after") if response is not None else None
-    try:
-        return float(header) if header is not None else None
-    except ValueError:
-        return None
-
-
-def translate_api_error(exc: genai_errors.APIError) -> UpstreamError | RateLimited:
-    """Map an SDK error onto the gateway's tree, keeping Google's message for the caller."""
-    code = int(exc.code or 0)
-    message = f"upstream {code} {exc.status or ''}: {exc.message or ''}".strip()
-    if code == 429:
-        return RateLimited(message, retry_after=retry_delay(exc))
-    if code == 400 and _reason(exc) == "API_KEY_INVALID":  # the key, not the items: no bisection
-        return UpstreamError("the upstream refused the gateway's API key (GEMINI_API_KEY)")
-    if code == 400:
-        return UpstreamRejected(message)
-    if code in (401, 403):
-        return UpstreamError("the upstream refused the gateway's API key (GEMINI_API_KEY)")
-    if code == 404:
-        return UpstreamError(message, status=502)
-    if code == 504:
-        return UpstreamTimeout(message)
-    if code == 503:
-        return UpstreamUnavailable(message, retry_after=retry_delay(exc))
-    if code >= 500:
-        return UpstreamServerError(message)
-    return UpstreamError(message)
-
-
-def _reason(exc: genai_errors.APIError) -> str | None:
-    """google.rpc.ErrorInfo.reason, when the error carries one."""
-    for detail in _details(exc):
-        if str(detail.get("@type", "")).endswith("ErrorInfo"):
-            return str(detail.get("reason", "")) or None
-    return None
-
-
-def _details(exc: genai_errors.APIError) -> list[dict[str, Any]]:
-    """The google.rpc.Status details of an SDK error (RetryInfo, ErrorInfo, ...)."""
-    error = exc.details.get("error", {}) if isinstance(exc.details, dict) else {}
-    details = error.get("details", []) if isinstance(error, dict) else []
-    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
