@@ -15,6 +15,9 @@ def content_key(content: Content, params: EmbedParams) -> bytes:
         b"" if field is None else str(field).encode()
         for field in (params.namespace, params.model, params.task_type, params.title, params.dims)
     ]
+    options = params.vertex_options
+    if options != (None, None, None):  # only then: every other request keeps its old key
+        fields.append(b"vertex:" + b"".join(b"-" if o is None else b"%d" % o for o in options))
     for part in content.parts:
         fields.append(part.kind.encode())
         fields.append(part.mime_type.encode())

@@ -63,6 +63,14 @@ class EmbedParams(msgspec.Struct, frozen=True, gc=False):
     title: str | None = None
     dims: int | None = None
     namespace: str = ""
+    # Vertex AI only; None = not sent (Vertex's own default)
+    auto_truncate: bool | None = None
+    document_ocr: bool | None = None
+    audio_track_extraction: bool | None = None
+
+    @property
+    def vertex_options(self) -> tuple[bool | None, bool | None, bool | None]:
+        return (self.auto_truncate, self.document_ocr, self.audio_track_extraction)
 
 
 def estimate_tokens(content: Content) -> int:

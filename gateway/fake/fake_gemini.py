@@ -25,6 +25,7 @@ from gateway.fake.faults import FaultPlan, InjectedFailure, MalformedKind, Poiso
 from gateway.fake.records import FakeCall, FakePart
 from gateway.fake.transports import SyncASGITransport
 from gateway.fake.vectors import bare_model, vector_for_parts, vectors_for_items
+from gateway.fake.vertex import VertexSide
 
 if TYPE_CHECKING:
     from google.genai import Client
@@ -62,6 +63,7 @@ class FakeGemini:
         self.items_received = 0
         self._faults = FaultPlan()
         self._lock = threading.Lock()
+        self.vertex = VertexSide(self._faults, lambda: self.latency_s)  # Vertex AI's paths
         self.batch = FakeBatchAPI()  # the Batch API and Files upload, on its own clock
 
     # -- what tests read ------------------------------------------------------------------
@@ -153,6 +155,8 @@ class FakeGemini:
         if scope["type"] != "http":
             return
         body = await _read_body(receive)
+        if VertexSide.handles(scope["path"]):
+            return await self.vertex.serve(scope, body, send)
         call = FakeCall(scope["method"], scope["path"], None, None, 0)
         with self._lock:  # recorded on arrival: a call its client gave up on still counts
             self.calls.append(call)

@@ -87,7 +87,9 @@ class Scheduler:
         self.settings = settings
         self.store = store
         self.store_health = store_health
-        self.max_batch = max(1, min(settings.max_batch, API_MAX_BATCH))
+        self.max_batch = max(
+            1, min(settings.max_batch, getattr(upstream, "max_batch", API_MAX_BATCH))
+        )
         self.counters = UpstreamCounters()
         self._clock = clock
         self._sleep = sleep

@@ -1,0 +1,205 @@
+"""VertexUpstream: Gemini Embedding 2 on Vertex AI, one `:embedContent` per Content, over httpx.
+
+Vertex takes a single Content per call for this family (BATCH.md section 2: whether it accepts
+`:batchEmbedContents` is unconfirmed), so a batch of n Contents is n calls, at most
+`max_concurrency` at a time. The scheduler hands this upstream one Content per batch (its
+`max_batch`), so retries, the rate limiter and the breaker count real calls, and a
+rejected item costs one call, not a bisection of single calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import msgspec
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+
+from gateway.config import UpstreamSettings
+from gateway.content.model import Content, EmbedParams, Part
+from gateway.errors import CredentialsError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.upstream.auth import VertexAuth, load_vertex_auth
+from gateway.upstream.gemini import tls_context
+from gateway.upstream.vertex_errors import translate
+
+log = structlog.get_logger("gateway.upstream.vertex")
+
+GEMINI_API_HOST = "https://generativelanguage.googleapis.com"  # UpstreamSettings' default
+VERTEX_VERSIONS = ("v1", "v1beta1")
+_MULTI_REGIONS = ("us", "eu")
+
+
+def vertex_host(location: str, express: bool) -> str:
+    """Vertex's host for a location, as google-genai picks it."""
+    if location == "global" or (express and not location):
+        return "https://aiplatform.googleapis.com"
+    if location in _MULTI_REGIONS:
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
+class _Values(msgspec.Struct):
+    values: list[float] = []
+
+
+class _EmbedResponse(msgspec.Struct):
+    embedding: _Values | None = None
+
+
+_decode_response = msgspec.json.Decoder(_EmbedResponse).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class VertexUpstream:
+    """POSTs `{version}/[projects/{p}/locations/{l}/]publishers/google/models/{m}:embedContent`."""
+
+    max_batch = 1  # the scheduler hands over one Content per batch: one call, counted as one
+
+    def __init__(
+        self,
+        settings: UpstreamSettings,
+        auth: VertexAuth,
+        project: str = "",
+        *,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.auth = auth
+        self._own_client = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=settings.max_concurrency * 2,
+                max_keepalive_connections=settings.max_concurrency * 2,
+            ),
+            timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
+            verify=tls_context(),
+        )
+        base = settings.base_url.rstrip("/")
+        if base == GEMINI_API_HOST:  # left at the Gemini API's default: the location's host
+            base = vertex_host(settings.location, auth.express)
+        version = settings.api_version if settings.api_version in VERTEX_VERSIONS else "v1beta1"
+        scope = "" if auth.express else f"/projects/{project}/locations/{settings.location}"
+        self._prefix = f"{base}/{version}{scope}/publishers/google/models/"
+        self._slots = asyncio.Semaphore(max(1, settings.max_concurrency))
+
+    def url(self, model: str) -> str:
+        """Where one Content for `model` is sent."""
+        return f"{self._prefix}{model.removeprefix('models/')}:embedContent"
+
+    async def embed(
+        self, contents: Sequence[Content], params: EmbedParams, dims: int
+    ) -> NDArray[np.float32]:
+        """One call per Content, concurrently within max_concurrency; (n, dims) float32."""
+        config = _config(params, dims)
+        if len(contents) == 1:
+            return (await self._one(contents[0], params.model, config, dims))[None, :]
+        tasks = [asyncio.ensure_future(self._one(c, params.model, config, dims)) for c in contents]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:  # one failed (or we were cancelled): the rest cannot help
+                task.cancel()
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return np.stack([task.result() for task in tasks])
+
+    async def _one(
+        self, content: Content, model: str, config: dict[str, Any], dims: int
+    ) -> NDArray[np.float32]:
+        body = _encode({"content": _content(content), "embedContentConfig": config})
+        async with self._slots:
+            response = await self._post(model, body)
+            if response.status_code == 401 and not self.auth.express:
+                response = await self._post(model, body)  # a revoked token: one fresh try
+        if response.status_code != 200:
+            raise translate(
+                response.status_code,
+                response.content,
+                response.headers.get("retry-after"),
+                express=self.auth.express,
+            )
+        return _vector(response.content, dims)
+
+    async def _post(self, model: str, body: bytes) -> httpx.Response:
+        headers = await self.auth.headers()
+        try:
+            response = await self._http.post(
+                self.url(model),
+                content=body,
+                headers={**headers, "content-type": "application/json"},
+            )
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout("the upstream did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(f"cannot reach the upstream: {type(exc).__name__}") from exc
+        if response.status_code == 401:
+            self.auth.invalidate(headers)
+        return response
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._http.aclose()
+
+
+def _config(params: EmbedParams, dims: int) -> dict[str, Any]:
+    """embedContentConfig: the size always, the rest only when the request set it."""
+    fields = {
+        "taskType": params.task_type,
+        "title": params.title,
+        "autoTruncate": params.auto_truncate,
+        "documentOcr": params.document_ocr,
+        "audioTrackExtraction": params.audio_track_extraction,
+    }
+    return {"outputDimensionality": params.dims or dims} | {
+        name: value for name, value in fields.items() if value is not None
+    }
+
+
+def _content(content: Content) -> dict[str, Any]:
+    return {"role": "user", "parts": [_part(p) for p in content.parts]}
+
+
+def _part(part: Part) -> dict[str, Any]:
+    if part.kind == "text":
+        return {"text": part.text}
+    if part.uri:
+        return {"fileData": {"fileUri": part.uri, "mimeType": part.mime_type}}
+    data = base64.b64encode(part.data).decode("ascii")
+    return {"inlineData": {"mimeType": part.mime_type, "data": data}}
+
+
+def _vector(body: bytes, dims: int) -> NDArray[np.float32]:
+    try:
+        embedding = _decode_response(body).embedding
+    except msgspec.DecodeError as exc:
+        raise UpstreamError(f"the upstream sent a malformed answer: {exc}") from exc
+    if embedding is None:
+        raise UpstreamError("the upstream answered no embedding")
+    vector = np.asarray(embedding.values, dtype=np.float32)
+    if vector.shape != (dims,):
+        raise UpstreamError(
+            f"the upstream returned a vector of {vector.size} values, wanted {dims}"
+        )
+    return vector
+
+
+def connect_vertex(
+    settings: UpstreamSettings,
+    api_key: str | None,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    request: Any = None,
+) -> VertexUpstream | None:
+    """The Vertex upstream, or None when its credentials cannot load (cache-only, warned)."""
+    try:
+        auth, project = load_vertex_auth(settings, api_key, request=request)
+    except CredentialsError as exc:
+        log.warning("running cache-only; misses answer 503", reason=str(exc))
+        return None
+    log.info("vertex upstream", mode="express" if auth.express else "adc", project=project or None)
+    return VertexUpstream(settings, auth, project, http_client=http_client)
