@@ -123,7 +123,7 @@ class Timeline:
         self._clock = clock
         self._wall = wall
         self.points: deque[Point] = deque(maxlen=math.ceil(SPAN_S / step_s))
-        self.tail: deque[tuple[float, str, str, int, float, dict[str, Any]]] = deque(
+        self.tail: deque[tuple[float, str, str, int, float, tuple[Any, ...]]] = deque(
             maxlen=tail_lines
         )
         self.started = wall()
@@ -161,8 +161,11 @@ class Timeline:
         if state.get("misses") == 0 and state.get("hits", 0) > 0:
             bucket = bisect_left(LATENCY_BOUNDS_MS, seconds * 1000)
             point.latency[bucket] = point.latency.get(bucket, 0) + 1
-        # The state dict is finished: keep a reference, build the line only when someone reads.
-        self.tail.append((self._wall(), str(scope.get("method", "")), path, status, seconds, state))
+        # Only the scalar figures are kept: nothing else a handler put in the state stays alive.
+        fields = tuple(state.get(name) for name in TAIL_FIELDS)
+        self.tail.append(
+            (self._wall(), str(scope.get("method", "")), path, status, seconds, fields)
+        )
 
     def tick(self) -> None:
         """Close the current step (and any empty ones) when its time is up."""
@@ -218,7 +221,7 @@ class Timeline:
     def lines(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` request lines, newest last, with the log line's safe fields only."""
         out = []
-        for at, method, path, status, seconds, state in list(self.tail)[-limit:]:
+        for at, method, path, status, seconds, fields in list(self.tail)[-limit:]:
             line: dict[str, Any] = {
                 "time": round(at, 3),
                 "method": method,
@@ -226,10 +229,11 @@ class Timeline:
                 "status": status,
                 "total_ms": round(seconds * 1000, 3),
             }
-            for name in TAIL_FIELDS:
-                value = state.get(name)
-                if isinstance(value, bool | int | float | str):
-                    line[name] = value
+            line.update(
+                (name, value)
+                for name, value in zip(TAIL_FIELDS, fields, strict=True)
+                if isinstance(value, bool | int | float | str)
+            )
             out.append(line)
         return out
 
