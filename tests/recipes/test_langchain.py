@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.recipes.conftest import printed_comments, run_recipe, served_vector, snippet
+from tests.recipes.running import printed_comments, run_recipe, served_vector, snippet
 
 
 def test_the_langchain_recipe_finds_the_text_and_the_picture(

@@ -6,8 +6,8 @@ import numpy as np
 
 from gateway.fake import vectors as fake_vectors
 from gateway.fake.records import FakePart
-from tests.recipes.conftest import printed_comments, run_recipe, served_vector, snippet
 from tests.recipes.pictures import MODEL
+from tests.recipes.running import printed_comments, run_recipe, served_vector, snippet
 
 QUERY = "the highest mountain in Japan"
 

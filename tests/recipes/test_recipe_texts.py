@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from tests.recipes.conftest import README_BASE, SNIPPETS, _loopback, snippet, versions_line
+from tests.recipes.running import README_BASE, SNIPPETS, loopback, snippet, versions_line
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted(p.stem for p in SNIPPETS.glob("*.py"))
@@ -43,8 +43,8 @@ def test_the_readme_shows_each_recipe_exactly(name: str) -> None:
     assert snippet(name) in blocks
 
 
-def test_the_network_guard_is_on_and_allows_only_loopback() -> None:
+def test_the_network_guard_is_on_and_allows_onlyloopback() -> None:
     assert socket.socket.connect.__name__ == "guarded_connect"
     assert socket.getaddrinfo.__name__ == "guarded_getaddrinfo"
-    assert all(map(_loopback, ["127.0.0.1", "127.8.0.1", "::1", "localhost"]))
-    assert not any(map(_loopback, ["192.0.2.1", "10.0.0.1", "2001:db8::1", "example.com", ""]))
+    assert all(map(loopback, ["127.0.0.1", "127.8.0.1", "::1", "localhost"]))
+    assert not any(map(loopback, ["192.0.2.1", "10.0.0.1", "2001:db8::1", "example.com", ""]))
