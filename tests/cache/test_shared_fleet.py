@@ -1,0 +1,178 @@
+"""Two gateway replicas (two apps, two cache dirs, one FakeGemini) on one real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as redis
+from litestar import Litestar
+
+from gateway.cache.shared import VERSION
+from gateway.cache.tiered import TieredCache
+from gateway.content.keys import content_key
+from gateway.content.model import Content
+from gateway.fake import FakeGemini
+from gateway.upstream.fleet import FleetScheduler
+from tests.cache.redis_server import RedisServer
+from tests.conftest import make_app, make_settings
+
+pytestmark = pytest.mark.e2e
+
+class Replica:
+    """One in-process gateway on the test's loop (requests really run concurrently)."""
+
+    def __init__(self, app: Litestar, http: httpx.AsyncClient) -> None:
+        self.app = app
+        self.http = http
+        self.services: Any = app.state["services"]
+
+    async def embed(self, **body: Any) -> httpx.Response:
+        return await self.http.post("/v1/embeddings", json=body)
+
+    def cache_entries(self) -> int:
+        entries: int = self.services.cache.stats()["entries"]
+        return entries
+
+    @property
+    def scheduler(self) -> FleetScheduler:
+        scheduler: FleetScheduler = self.services.embedder.scheduler
+        return scheduler
+
+
+@asynccontextmanager
+async def replicas(
+    tmp_path: Path, fake: FakeGemini, url: str, prefix: str, n: int = 2, **sections: Any
+) -> AsyncIterator[list[Replica]]:
+    """`n` gateways with their own cache dirs and one FakeGemini, sharing `url` under `prefix`."""
+    # a generous bound: these tests are about what is shared, not about a slow server
+    shared = {"url": url, "prefix": prefix, "timeout_ms": 2000, **sections.pop("shared", {})}
+    async with AsyncExitStack() as stack:
+        out = []
+        for i in range(n):
+            settings = make_settings(tmp_path / f"cache{i}", shared=shared, **sections)
+            app = make_app(settings, fake)
+            await stack.enter_async_context(app.lifespan())
+            transport = httpx.ASGITransport(app=app)
+            http = httpx.AsyncClient(transport=transport, base_url=f"http://replica{i}")
+            await stack.enter_async_context(http)
+            out.append(Replica(app, http))
+        yield out
+
+
+async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Wait for something another thread does (not for time to pass)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.005)
+
+
+async def test_b_serves_what_a_fetched(
+    tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
+) -> None:
+    async with replicas(tmp_path, fake, redis_server.url, prefix) as (a, b):
+        first = await a.embed(model="gemini-embedding-2", input=["alpha", "beta"])
+        assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
+        assert fake.items_received == 2
+        second = await b.embed(model="gemini-embedding-2", input=["beta", "alpha"])
+        assert second.status_code == 200
+        assert second.headers["x-cache"] == "HIT"
+        assert fake.items_received == 2  # nothing bought twice
+        assert first.json()["data"][0]["embedding"] == second.json()["data"][1]["embedding"]
+        # B wrote the shared hits back to its own disk: same bytes as A's disk and the tier
+        cache_b: TieredCache = b.services.cache
+        await cache_b.drain()
+        assert b.cache_entries() == 2
+        disk_a = dict(a.services.cache.table.records())
+        disk_b = dict(cache_b.table.records())
+        assert disk_a == disk_b
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            for key, raw in disk_a.items():
+                value = await client.get(cache_b.shared.key(key))
+                assert value == VERSION + raw
+        finally:
+            await client.aclose()
+
+
+async def test_identical_misses_across_replicas_cost_one_item(
+    tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
+) -> None:
+    fake.latency_s = 0.05  # the first fetch is still in flight when the others arrive
+    async with replicas(tmp_path, fake, redis_server.url, prefix) as (a, b):
+        answers = await asyncio.gather(
+            *(
+                (a if i % 2 else b).embed(model="gemini-embedding-2", input=["same words"])
+                for i in range(50)
+            )
+        )
+        assert [r.status_code for r in answers] == [200] * 50
+        assert fake.items_received == 1
+        vectors = {tuple(r.json()["data"][0]["embedding"][:4]) for r in answers}
+        assert len(vectors) == 1
+        waits = sum(g.scheduler.leases.waits for g in (a, b))
+        assert waits >= 1  # one replica did wait on the other's lease
+
+
+async def test_distinct_misses_over_both_replicas_each_sent_once(
+    tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
+) -> None:
+    texts = [f"distinct {i}" for i in range(300)]
+    async with replicas(tmp_path, fake, redis_server.url, prefix) as (a, b):
+        chunks = [texts[i : i + 50] for i in range(0, 300, 50)]
+        answers = await asyncio.gather(
+            *(g.embed(model="gemini-embedding-2", input=c) for c in chunks for g in (a, b))
+        )
+        assert {r.status_code for r in answers} == {200}
+        sent = [item for call in fake.calls for item in call.items]
+        assert len(sent) == 300 == fake.items_received
+
+
+async def test_a_dead_holders_lease_is_taken_over_after_it_expires(
+    tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
+) -> None:
+    async with replicas(tmp_path, fake, redis_server.url, prefix, n=1, shared={"poll_ms": 20}) as (
+        a,
+    ):
+        scheduler: FleetScheduler = a.services.embedder.scheduler
+        spec = a.services.settings.model("gemini-embedding-2")
+        dead_key = content_key(Content.of_text("orphan"), a.services.embedder.params(spec))
+        # A replica that took this lease and was killed: its lease lives on for 150 ms.
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            await client.set(scheduler.leases.lease_key(dead_key), b"dead-token", px=150)
+            started = time.monotonic()
+            answer = await a.embed(model="gemini-embedding-2", input=["orphan"])
+            waited = time.monotonic() - started
+        finally:
+            await client.aclose()
+        assert answer.status_code == 200
+        assert 0.1 <= waited < 2.0
+        assert scheduler.leases.takeovers == 1
+        assert fake.items_received == 1
+
+
+async def test_a_failed_fetch_releases_its_leases_at_once(
+    tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
+) -> None:
+    fake.latency_s = 0.1
+    fake.fail_next(500, times=1)
+    async with replicas(
+        tmp_path, fake, redis_server.url, prefix, upstream={"max_retries": 0}
+    ) as (a, b):
+        first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["flaky"]))
+        await asyncio.sleep(0.03)  # A holds the lease, its call is in flight
+        started = time.monotonic()
+        second = await b.embed(model="gemini-embedding-2", input=["flaky"])
+        waited = time.monotonic() - started
+        assert (await first).status_code >= 500
+        assert second.status_code == 200
+        assert waited < 1.0  # not the 30 s lease
+        assert b.scheduler.leases.takeovers == 1
