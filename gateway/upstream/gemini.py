@@ -99,7 +99,7 @@ class GeminiUpstream:
         encoding = response.headers.get("content-encoding", "")
         if response.status_code >= 400:
             raise translate(
-                parse_status(inflate(raw, encoding), response.status_code),
+                parse_status(inflate(raw, encoding), response.status_code, response.reason_phrase),
                 response.headers.get("retry-after"),
             )
         if response.status_code != 200:

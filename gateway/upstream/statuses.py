@@ -42,13 +42,14 @@ class _Envelope(msgspec.Struct):
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 
 
-def parse_status(body: bytes, http_code: int) -> RpcStatus:
-    """The google.rpc.Status of an error body; a body that is not one keeps its text as message."""
+def parse_status(body: bytes, http_code: int, reason_phrase: str = "") -> RpcStatus:
+    """The google.rpc.Status of an error body; a body that is not one (a proxy's HTML page) keeps
+    its text as the message and the HTTP reason phrase as the status, as google-genai does."""
     try:
         status = _ENVELOPE.decode(body).error
     except (msgspec.DecodeError, UnicodeDecodeError):
         text = body[:500].decode("utf-8", "replace").strip()
-        return RpcStatus(code=http_code, message=text)
+        return RpcStatus(code=http_code, status=reason_phrase, message=text)
     return msgspec.structs.replace(status, code=http_code)
 
 
