@@ -34,13 +34,23 @@ def test_each_recipe_states_versions_it_was_tested_with_and_no_newer_than_instal
         assert Version(version(package)) >= Version(tested), package
 
 
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```$", markdown, flags=re.M | re.S)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_the_section_to_paste_shows_each_recipe_exactly(name: str) -> None:
+    section = (Path(__file__).parent / "README_section.md").read_text()
+    assert section.startswith(SECTION + "\n")
+    assert snippet(name) in python_blocks(section)
+
+
 @pytest.mark.parametrize("name", RECIPES)
 def test_the_readme_shows_each_recipe_exactly(name: str) -> None:
     readme = (ROOT / "README.md").read_text()
     if SECTION not in readme:
         pytest.skip("the README's recipes section is not pasted yet (issue 19)")
-    blocks = re.findall(r"^```python\n(.*?)^```$", readme.split(SECTION, 1)[1], flags=re.M | re.S)
-    assert snippet(name) in blocks
+    assert snippet(name) in python_blocks(readme.split(SECTION, 1)[1])
 
 
 def test_the_network_guard_is_on_and_allows_onlyloopback() -> None:
