@@ -123,7 +123,10 @@ class TokenAuth:
         if self.quota_project:
             headers["x-goog-user-project"] = self.quota_project
         expiry: datetime | None = self._credentials.expiry  # naive UTC, as google-auth keeps it
-        self._expires_at = expiry.replace(tzinfo=UTC).timestamp() if expiry else None
+        # The lifetime left, counted on our clock from now: a clock that is not the system's
+        # (a test's, or after a wall-clock jump) still replaces the token in time.
+        left = expiry.replace(tzinfo=UTC).timestamp() - time.time() if expiry else None
+        self._expires_at = self._clock() + left if left is not None else None
         self._headers = headers
         self.refreshes += 1
 
