@@ -56,11 +56,17 @@ def test_inline_embedding_batch_through_the_sdk() -> None:
 
 
 def test_file_upload_batch_and_download_through_the_sdk(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    fake, clock = _fake()
+    fake, _ = _fake()
     client = fake.genai_client()
     lines = [
-        {"key": "k1", "request": {"content": {"parts": [{"text": "x"}]}, "outputDimensionality": 4}},
-        {"key": "k2", "request": {"content": {"parts": [{"text": "y"}]}, "outputDimensionality": 4}},
+        {
+            "key": "k1",
+            "request": {"content": {"parts": [{"text": "x"}]}, "outputDimensionality": 4},
+        },
+        {
+            "key": "k2",
+            "request": {"content": {"parts": [{"text": "y"}]}, "outputDimensionality": 4},
+        },
     ]
     path = tmp_path / "in.jsonl"
     path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))

@@ -1,0 +1,173 @@
+"""Planning a job: every line parsed and keyed, every key looked up, unique misses written out.
+
+Streamed both ways: the input is read a chunk of lines at a time; what the later phases need goes
+to files in the job's directory (plan.jsonl: per valid line its keys and view; requests-<i>.jsonl:
+the Google requests of the unique misses of one upstream model, `misses-<i>.jsonl` beside it:
+each miss's size and tokens). Only the set of miss keys stays in memory, to deduplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from gateway.bulk.lines import Parsed, custom_id_of, dollars, parse_line
+from gateway.bulk.output import error_line, google_request
+from gateway.bulk.store import GoogleBatchRecord, JobRecord
+from gateway.cache.store import VectorCache
+from gateway.config import Settings
+from gateway.content.model import Content, estimate_tokens
+from gateway.embedder import Embedder
+from gateway.errors import GatewayError, InvalidRequest
+
+_CHUNK = 256
+_encode = msgspec.json.Encoder().encode
+
+
+class PlanLine(msgspec.Struct, array_like=True):
+    """A valid line as the assembly needs it; `offset` finds its raw bytes for a fallback."""
+
+    n: int
+    offset: int
+    custom_id: str
+    model: str
+    upstream: str
+    dims: int
+    dtype: str
+    encoding: str
+    keys: list[str]
+
+
+class Miss(msgspec.Struct, array_like=True):
+    key: str
+    dims: int
+    tokens: int
+
+
+@dataclass(slots=True)
+class _Group:
+    index: int
+    requests: IO[bytes]
+    misses: IO[bytes]
+    items: int = 0
+    bytes: int = 0
+
+
+@dataclass(slots=True)
+class Planner:
+    """Writes a job's plan; `run` returns one GoogleBatchRecord per upstream model with misses."""
+
+    job: JobRecord
+    work: Path
+    settings: Settings
+    cache: VectorCache
+    embedder: Embedder
+    _custom_ids: set[str] = field(default_factory=set)
+    _misses: set[bytes] = field(default_factory=set)
+    _groups: dict[str, _Group] = field(default_factory=dict)
+
+    async def run(self, source: Path) -> list[GoogleBatchRecord]:
+        self.job.usage = type(self.job.usage)()
+        self.job.counts.total = self.job.counts.failed = 0
+        with (
+            source.open("rb") as lines,
+            (self.work / "plan.jsonl").open("wb") as plan,
+            (self.work / "errors.jsonl").open("wb") as errors,
+        ):
+            chunk: list[tuple[int, int, bytes]] = []
+            offset = 0
+            for n, raw in enumerate(lines, start=1):
+                if n > self.settings.bulk.max_lines:
+                    raise InvalidRequest(
+                        f"the input file has more than {self.settings.bulk.max_lines:,} lines"
+                        " ([bulk] max_lines)",
+                        param="input_file_id",
+                    )
+                if raw.strip():
+                    chunk.append((n, offset, raw))
+                offset += len(raw)
+                if len(chunk) >= _CHUNK:
+                    await self._chunk(chunk, plan, errors)
+                    chunk = []
+            if chunk:
+                await self._chunk(chunk, plan, errors)
+        for group in self._groups.values():
+            group.requests.close()
+            group.misses.close()
+        if self.job.counts.total == 0:
+            raise InvalidRequest("the input file has no request lines", param="input_file_id")
+        return [
+            GoogleBatchRecord(
+                model=model, display_name=f"gw-{self.job.id}-{g.index}", items=g.items
+            )
+            for model, g in self._groups.items()
+        ]
+
+    async def _chunk(
+        self, chunk: list[tuple[int, int, bytes]], plan: IO[bytes], errors: IO[bytes]
+    ) -> None:
+        parsed: list[tuple[int, int, Parsed]] = []
+        for n, offset, raw in chunk:
+            self.job.counts.total += 1
+            try:
+                line = await parse_line(raw, self.settings, self.embedder)
+                if line.custom_id in self._custom_ids:
+                    raise InvalidRequest(
+                        f"`custom_id` {line.custom_id!r} is used by an earlier line",
+                        param="custom_id",
+                    )
+            except GatewayError as exc:
+                self.job.counts.failed += 1
+                errors.write(error_line(self.job.id, n, custom_id_of(raw), exc))
+                continue
+            self._custom_ids.add(line.custom_id)
+            parsed.append((n, offset, line))
+        unique = {k for _, _, line in parsed for k in line.keys}
+        found = self.cache.get_hot(unique)
+        if len(found) < len(unique):
+            found = await self.cache.get_many(unique)
+        usage, pricing = self.job.usage, self.settings.pricing
+        for n, offset, line in parsed:
+            for key, content in zip(line.keys, line.contents, strict=True):
+                usage.inputs += 1
+                price = dollars(content, pricing)
+                tokens = estimate_tokens(content)
+                usage.dollars_naive += price
+                usage.tokens_all += tokens
+                if key in found:
+                    usage.cached += 1
+                elif key in self._misses:
+                    usage.deduplicated += 1
+                else:
+                    self._misses.add(key)
+                    usage.billed += 1
+                    usage.tokens_billed += tokens
+                    usage.dollars_interactive += price
+                    self._write_miss(line, key, content, tokens)
+            record = PlanLine(
+                n, offset, line.custom_id, line.spec.id, line.params.model, line.dims,
+                line.dtype, line.encoding, [k.hex() for k in line.keys],
+            )  # fmt: skip
+            plan.write(_encode(record) + b"\n")
+        usage.dollars_batch = usage.dollars_interactive * self.settings.bulk.batch_price_share
+
+    def _write_miss(self, line: Parsed, key: bytes, content: Content, tokens: int) -> None:
+        group = self._groups.get(line.params.model)
+        if group is None:
+            index = len(self._groups)
+            group = _Group(
+                index,
+                (self.work / f"requests-{index}.jsonl").open("wb"),
+                (self.work / f"misses-{index}.jsonl").open("wb"),
+            )
+            self._groups[line.params.model] = group
+        fetched = line.params.dims or line.spec.dims
+        request = google_request(content, line.params, fetched)
+        row = _encode({"key": key.hex(), "request": request}) + b"\n"
+        group.requests.write(row)
+        group.misses.write(_encode(Miss(key.hex(), fetched, tokens)) + b"\n")
+        group.items += 1
+        group.bytes += len(row)

@@ -1,0 +1,267 @@
+"""BulkService: the OpenAI Files and Batches objects over the job store, and the running jobs.
+
+One asyncio task per unfinished job, started at creation and again at startup for every job a
+previous process left unfinished (the restart resumes polling; see runner.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gateway.bulk.lines import ENDPOINT
+from gateway.bulk.runner import JobRunner
+from gateway.bulk.store import TERMINAL, FileRecord, JobRecord, JobStore
+from gateway.config import Settings
+from gateway.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+
+log = structlog.get_logger("gateway.bulk")
+_WINDOWS = ("24h",)
+_MAX_METADATA = 16
+
+
+class BulkService:
+    """Implements api/batch/port.py's BulkPort."""
+
+    def __init__(self, settings: Settings, store: JobStore, runner: JobRunner) -> None:
+        self.settings = settings
+        self.store = store
+        self.runner = runner
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.active: dict[str, JobRecord] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume every job a previous process left unfinished."""
+        for job in self.store.unfinished():
+            log.info("bulk job resumed", job=job.id, phase=job.phase)
+            self._spawn(job)
+
+    async def aclose(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.store.close()
+
+    async def idle(self) -> None:
+        """Wait until no job is running (tests, the CLI's in-process runs)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+
+    def _spawn(self, job: JobRecord) -> None:
+        self.active[job.id] = job
+        task = asyncio.get_running_loop().create_task(self._run(job), name=f"bulk-{job.id}")
+        self.tasks[job.id] = task
+
+    async def _run(self, job: JobRecord) -> None:
+        try:
+            await self.runner.run(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or a disk error: the job says so, the server goes on
+            log.exception("bulk job failed", job=job.id)
+            job.status, job.phase = "failed", "done"
+            job.times["failed_at"] = self.runner.now()
+            job.errors = [{"code": "internal_error", "message": str(exc), "param": None}]
+            self.store.save_job(job)
+        finally:
+            if self.tasks.get(job.id) is asyncio.current_task():
+                del self.tasks[job.id]
+                self.active.pop(job.id, None)
+
+    # -- files ----------------------------------------------------------------------------
+
+    async def create_file(
+        self, filename: str, purpose: str | None, chunks: AsyncIterator[bytes]
+    ) -> dict[str, Any]:
+        """Stream an upload to disk; a `purpose` that came after the file is checked by the
+        route, which deletes the file when it is wrong."""
+        if purpose is not None and purpose != "batch":
+            raise InvalidRequest(
+                f"`purpose` must be 'batch' (this gateway keeps batch inputs), got {purpose!r}",
+                param="purpose",
+            )
+        file_id = self.store.new_id("file")
+        path = self.store.file_path(file_id)
+        limit, size = self.settings.bulk.max_file_bytes, 0
+        try:
+            with path.open("wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(
+                            f"the file is over {limit:,} bytes ([bulk] max_file_bytes)",
+                            param="file",
+                        )
+                    out.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        record = FileRecord(
+            id=file_id, filename=filename, purpose="batch", bytes=size, created_at=self.runner.now()
+        )
+        self.store.save_file(record)
+        return _file_object(record)
+
+    def file(self, file_id: str) -> dict[str, Any]:
+        return _file_object(self.store.file(file_id))
+
+    def files(self, purpose: str | None) -> list[dict[str, Any]]:
+        return [_file_object(f) for f in self.store.files() if purpose in (None, f.purpose)]
+
+    def delete_file(self, file_id: str) -> None:
+        self.store.file(file_id)
+        self.store.delete_file(file_id)
+
+    def file_content(self, file_id: str) -> Path:
+        self.store.file(file_id)
+        path = self.store.file_path(file_id)
+        if not path.exists():
+            raise NotFound(f"the content of `{file_id}` is gone", param="file_id")
+        return path
+
+    # -- batches --------------------------------------------------------------------------
+
+    async def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        file_id = body.get("input_file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise InvalidRequest("`input_file_id` is required", param="input_file_id")
+        try:
+            source = self.store.file(file_id)
+        except NotFound:
+            raise InvalidRequest(f"no file `{file_id}`", param="input_file_id") from None
+        if source.purpose != "batch":
+            raise InvalidRequest(f"`{file_id}` is not a batch input file", param="input_file_id")
+        endpoint = body.get("endpoint")
+        if endpoint != ENDPOINT:
+            raise InvalidRequest(
+                f"`endpoint` must be {ENDPOINT} (the gateway batches embeddings only), "
+                f"got {endpoint!r}",
+                param="endpoint",
+            )
+        window = body.get("completion_window")
+        if window not in _WINDOWS:
+            raise InvalidRequest(
+                f"`completion_window` must be '24h', got {window!r}", param="completion_window"
+            )
+        metadata = body.get("metadata") or {}
+        if (
+            not isinstance(metadata, dict)
+            or len(metadata) > _MAX_METADATA
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+        ):
+            raise InvalidRequest(
+                "`metadata` must be an object of at most 16 string values", param="metadata"
+            )
+        job = JobRecord(
+            id=self.store.new_id("batch"),
+            input_file_id=file_id,
+            endpoint=endpoint,
+            completion_window=window,
+            created_at=self.runner.now(),
+            metadata=metadata,
+        )
+        self.store.save_job(job)
+        self._spawn(job)
+        log.info("bulk job created", job=job.id, bytes=source.bytes)
+        return self._batch_object(job)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self._batch_object(self._job(batch_id))
+
+    def batches(self, after: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        jobs = self.store.jobs(after=after, limit=limit + 1)
+        page = [self._batch_object(self.active.get(j.id, j)) for j in jobs[:limit]]
+        return page, len(jobs) > limit
+
+    async def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        job = self._job(batch_id)
+        if job.status in TERMINAL:
+            raise Conflict(f"the batch is {job.status}: it cannot be cancelled", param="batch_id")
+        if not job.cancel_requested:
+            job.cancel_requested = True
+            job.status = "cancelling"
+            job.times["cancelling_at"] = self.runner.now()
+            self.store.save_job(job)
+            task = self.tasks.get(job.id)
+            if task is not None and job.phase in ("submit", "poll"):
+                # Waiting on a poll interval: start again now, at the same phase, cancelling.
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                self._spawn(job)
+        return self._batch_object(job)
+
+    def _job(self, batch_id: str) -> JobRecord:
+        return self.active.get(batch_id) or self.store.job(batch_id)
+
+    def _batch_object(self, job: JobRecord) -> dict[str, Any]:
+        return batch_object(job, self.settings.bulk.expire_after_s)
+
+
+def _file_object(record: FileRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "object": "file",
+        "bytes": record.bytes,
+        "created_at": record.created_at,
+        "filename": record.filename,
+        "purpose": record.purpose,
+        "status": record.status,
+    }
+
+
+def batch_object(job: JobRecord, expire_after_s: float) -> dict[str, Any]:
+    """The OpenAI batch object, with the gateway's savings in `metadata` and `usage`."""
+    usage = job.usage
+    figures = {
+        "gateway_inputs": usage.inputs,
+        "gateway_cached": usage.cached,
+        "gateway_deduplicated": usage.deduplicated,
+        "gateway_billed": usage.billed,
+        "gateway_fallback": usage.fallback,
+        "gateway_tokens_billed": usage.tokens_billed,
+        "gateway_dollars_interactive": round(usage.dollars_interactive, 6),
+        "gateway_dollars_batch": round(usage.dollars_batch, 6),
+        "gateway_dollars_naive": round(usage.dollars_naive, 6),
+    }
+    times = {name: job.times.get(name) for name in _TIMES}
+    return {
+        "id": job.id,
+        "object": "batch",
+        "endpoint": job.endpoint,
+        "errors": {"object": "list", "data": job.errors} if job.errors else None,
+        "input_file_id": job.input_file_id,
+        "completion_window": job.completion_window,
+        "status": job.status,
+        "output_file_id": job.output_file_id,
+        "error_file_id": job.error_file_id,
+        "created_at": job.created_at,
+        "expires_at": int(job.created_at + expire_after_s),
+        **times,
+        "request_counts": {
+            "total": job.counts.total,
+            "completed": job.counts.completed,
+            "failed": job.counts.failed,
+        },
+        "metadata": {**job.metadata, **{k: str(v) for k, v in figures.items()}},
+        "usage": {
+            "input_tokens": usage.tokens_billed,
+            "input_tokens_details": {"cached_tokens": usage.tokens_all - usage.tokens_billed},
+            "output_tokens": 0,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": usage.tokens_billed,
+        },
+        "gateway_usage": figures,
+    }
+
+
+_TIMES = (
+    *("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at"),
+    *("cancelling_at", "cancelled_at"),
+)

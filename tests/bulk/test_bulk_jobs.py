@@ -1,0 +1,82 @@
+"""Bulk jobs through the real openai SDK: only unique misses reach Google's Batch API."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gateway.content.keys import content_key
+from gateway.content.model import Content, EmbedParams
+from tests.bulk.conftest import BulkGateway, line
+from tests.conftest import unit
+
+
+def _key(text: str) -> str:
+    return content_key(Content.of_text(text), EmbedParams(model="gemini-embedding-2")).hex()
+
+
+async def test_a_job_sends_only_the_unique_misses_and_answers_every_line_in_order(
+    gw: BulkGateway,
+) -> None:
+    texts = [f"chunk number {i} of the corpus" for i in range(700)]
+    picks = list(range(700)) + [(i * 7) % 700 for i in range(300)]  # 30% repeats
+    cached = texts[:140]
+    for start in range(0, len(cached), 70):  # 20% of the lines are already cached
+        await gw.openai.embeddings.create(
+            model="gemini-embedding-2", input=cached[start : start + 70]
+        )
+    online_items = gw.fake.items_received
+    lines = [line(f"req-{n}", texts[i], dimensions=256) for n, i in enumerate(picks)]
+    batch_id = await gw.submit(lines)
+    batch = await gw.finished(batch_id)
+    assert batch.status == "completed"
+    assert batch.request_counts is not None
+    assert (batch.request_counts.total, batch.request_counts.completed) == (1000, 1000)
+    sent = gw.fake.batch.items_received
+    misses = texts[140:]
+    assert sorted(k or "" for k, _ in sent) == sorted(_key(t) for t in misses)  # joined by key
+    assert sorted(item.text for _, item in sent) == sorted(misses)
+    assert gw.fake.items_received == online_items  # nothing went the online way
+    assert gw.fake.batch.creates == 1
+    meta = batch.metadata or {}
+    cached_lines = sum(1 for i in picks if i < 140)
+    assert meta["gateway_cached"] == str(cached_lines)
+    assert meta["gateway_billed"] == "560"
+    assert meta["gateway_deduplicated"] == str(1000 - cached_lines - 560)
+    interactive, half = (
+        float(meta["gateway_dollars_interactive"]),
+        float(meta["gateway_dollars_batch"]),
+    )
+    assert half == round(interactive / 2, 6) and interactive > 0
+    out = await gw.lines(batch.output_file_id)
+    assert [row["custom_id"] for row in out] == [f"req-{n}" for n in range(1000)]
+    assert batch.error_file_id is None
+    for n in (0, 5, 150, 699, 700, 999):
+        body = out[n]["response"]["body"]
+        assert out[n]["response"]["status_code"] == 200
+        got = np.array(body["data"][0]["embedding"])
+        want = unit(gw.fake.vector_for_text(texts[picks[n]])[:256])
+        assert got.shape == (256,) and np.allclose(got, want, atol=1e-5)
+
+
+async def test_a_bad_line_lands_in_the_error_file_and_the_job_goes_on(gw: BulkGateway) -> None:
+    lines = [
+        line("ok-1", "hello"),
+        line("bad-dims", "x", dimensions=5),
+        {"custom_id": "bad-url", "method": "POST", "url": "/v1/chat/completions", "body": {}},
+        line("ok-1", "dup id"),
+        line("ok-2", ["a", "b"], output_dtype="int8"),
+    ]
+    batch_id = await gw.submit(lines)
+    batch = await gw.finished(batch_id)
+    assert batch.status == "completed"
+    assert batch.request_counts is not None
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (2, 3)
+    errors = {row["custom_id"]: row["response"] for row in await gw.lines(batch.error_file_id)}
+    assert errors["bad-dims"]["status_code"] == 400
+    assert errors["bad-dims"]["body"]["error"]["param"] == "dimensions"
+    assert errors["bad-url"]["body"]["error"]["param"] == "url"
+    assert errors["ok-1"]["body"]["error"]["param"] == "custom_id"
+    out = await gw.lines(batch.output_file_id)
+    assert [row["custom_id"] for row in out] == ["ok-1", "ok-2"]
+    assert len(out[1]["response"]["body"]["data"]) == 2
+    assert sorted(item.text for _, item in gw.fake.batch.items_received) == ["a", "b", "hello"]
