@@ -13,6 +13,7 @@ import structlog
 from litestar import Litestar
 
 from gateway.api import docs, ops
+from gateway.api.batch import routes as batch
 from gateway.api.collections import routes as collections
 from gateway.api.deps import Services
 from gateway.api.encoding.views import ViewCache
@@ -25,6 +26,7 @@ from gateway.api.http.media_budget import MediaBudget
 from gateway.api.http.response_memo import ResponseMemo
 from gateway.api.openai import routes as openai
 from gateway.api.ui import routes as ui
+from gateway.bulk.wiring import build_bulk
 from gateway.cache.tiered import TieredCache, open_cache
 from gateway.config import Secrets, Settings, load_secrets
 from gateway.embedder import Embedder
@@ -67,8 +69,10 @@ def create_app(
     *,
     upstream: Upstream | None = None,
     secrets: Secrets | None = None,
+    bulk_http: httpx.AsyncClient | None = None,
 ) -> Litestar:
-    """The gateway as an ASGI app; `upstream` overrides the one the settings describe (tests)."""
+    """The gateway as an ASGI app; `upstream` overrides the one the settings describe (tests),
+    `bulk_http` the client bulk jobs reach the Batch API with."""
     secrets = secrets if secrets is not None else load_secrets(os.environ)
     # The fake's vectors keep their own key namespace, online or cache-only, so a cache warmed
     # with the demo is never served as real Gemini vectors (and the other way round).
@@ -105,6 +109,7 @@ def create_app(
     )
     auth = ClientAuth(secrets.client_keys, metrics_require_key=settings.server.metrics_require_key)
     console = ui.attach(services) if settings.ui.enabled else None
+    bulk = build_bulk(settings, secrets, cache, embedder, http=bulk_http)
     if console is not None:  # the page and its files hold no data: the key form must load
         auth.open_paths |= ui.OPEN_PATHS
 
@@ -117,9 +122,13 @@ def create_app(
             upstream="fake" if fake else settings.upstream.base_url,
         )
         await collection_manager.open()
+        if bulk is not None:
+            await bulk.start()  # resumes the jobs a previous process left unfinished
         try:
             yield
         finally:
+            if bulk is not None:
+                await bulk.aclose()
             await collection_manager.close()
             if scheduler is not None:
                 await scheduler.aclose()
@@ -134,10 +143,11 @@ def create_app(
     static_headers = {"x-gateway-upstream": "fake"} if fake else {}
     static_fields: dict[str, Any] = {"upstream": "fake"} if fake else {}
     routes = [*openai.ROUTES, *gemini.ROUTES, *collections.ROUTES, *ops.ROUTES, *docs.ROUTES]
+    routes += batch.ROUTES
     routes += ui.ROUTES if console is not None else []
     return Litestar(
         route_handlers=[*options_handlers(routes), *routes],  # OPTIONS first: see http/allow.py
-        state=_state(services, console),
+        state=_state(services, console, bulk),
         lifespan=[lifespan],
         exception_handlers={Exception: error_response},
         before_send=[make_before_send(static_headers, static_fields, [metrics.request_done])],
@@ -150,7 +160,7 @@ def create_app(
     )
 
 
-def _state(services: Services, console: Any) -> Any:
+def _state(services: Services, console: Any, bulk: Any) -> Any:
     from litestar.datastructures import State
 
-    return State({"services": services, ui.STATE_KEY: console})
+    return State({"services": services, ui.STATE_KEY: console, "bulk": bulk})
