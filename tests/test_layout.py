@@ -22,6 +22,7 @@ RANK = {
     "observability": 4,
     "upstream": 4,
     "vectorstore": 4,
+    "similar": 4.5,  # canonical keys and near reuse: content + cache below, the embedder above
     "embedder": 5,
     "api": 6,
     "bulk": 6.5,  # reuses the OpenAI input parsing; api/batch reaches it through a Protocol

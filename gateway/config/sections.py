@@ -9,6 +9,7 @@ from msgspec import Meta
 
 from gateway.config.bulk import BulkSettings
 from gateway.config.shared import SharedSettings
+from gateway.config.similar import NearDuplicateSettings
 from gateway.config.types import (
     WEEK,
     AtLeastOne,
@@ -194,6 +195,7 @@ class Settings(Section, frozen=True):
     bulk: BulkSettings = BulkSettings()
     shared: SharedSettings = SharedSettings()
     ui: UISettings = UISettings()
+    near_duplicates: NearDuplicateSettings = NearDuplicateSettings()
     models: tuple[ModelSpec, ...] = DEFAULT_MODELS
 
     def __post_init__(self) -> None:
