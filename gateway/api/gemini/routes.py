@@ -149,6 +149,11 @@ def _groups(
     groups: dict[EmbedParams, list[int]] = {}
     for index, item in enumerate(items):
         params = embedder.params(spec, task_type=item.task_type, title=item.title, dims=item.dims)
+        if item.options != (None, None, None):  # Vertex's options change the vector: keyed
+            truncate, ocr, audio = item.options
+            params = msgspec.structs.replace(
+                params, auto_truncate=truncate, document_ocr=ocr, audio_track_extraction=audio
+            )
         groups.setdefault(params, []).append(index)
     return groups
 

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
+from gateway.api.gemini.options import NO_OPTIONS, VertexFields, VertexOptions, vertex_options
 from gateway.api.http.raw_response import decode_json
 from gateway.config import ModelSpec, Settings
 from gateway.content.model import TASK_TYPES, Content, Part
@@ -61,7 +62,7 @@ class WireContent(msgspec.Struct, kw_only=True):
     role: str | None = None  # accepted and ignored: it does not change the vector
 
 
-class EmbedConfig(msgspec.Struct, kw_only=True):
+class EmbedConfig(VertexFields, kw_only=True):  # Vertex-only options: see options.py
     task_type: str | None = None
     taskType: str | None = None
     title: str | None = None
@@ -89,6 +90,7 @@ class WireItem(msgspec.Struct, frozen=True, gc=False):
     task_type: str | None
     title: str | None
     dims: int | None
+    options: VertexOptions = NO_OPTIONS  # autoTruncate, documentOcr, audioTrackExtraction
 
 
 Located = list[tuple[str, EmbedRequest]]  # each request with the field path its errors name
@@ -197,7 +199,9 @@ def _item(
         check_limits(content, spec, param=f"{where}.content")
     except InvalidRequest as exc:
         raise _located(exc, f"{where}.content") from None
-    return WireItem(content, task_type, title, dims)
+    nested = _pick(request.embedContentConfig, request.embed_content_config) or EmbedConfig()
+    options = vertex_options(request, nested, settings.upstream.provider, where)
+    return WireItem(content, task_type, title, dims, options)
 
 
 def _config(

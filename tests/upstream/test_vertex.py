@@ -1,0 +1,186 @@
+"""The gateway on the Vertex provider: the openai SDK and google-genai (Gemini dialect) as clients,
+VertexUpstream behind it on FakeGemini's Vertex paths, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openai
+import pytest
+from google import genai
+from google.genai import errors, types
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from gateway.app import create_app
+from gateway.config import Secrets, Settings
+from gateway.fake import FakeGemini
+from gateway.upstream.auth import ApiKeyAuth
+from gateway.upstream.vertex import VertexUpstream, vertex_host
+from tests.conftest import make_settings
+
+CLIENT_KEY = "sk-client-key-not-for-google"
+VERTEX_KEY = "vertex-express-key"
+GE2 = "gemini-embedding-2"
+KEY = {"x-goog-api-key": CLIENT_KEY}
+
+
+class VertexGateway:
+    """The gateway in-process on Vertex express mode, with both dialects' SDKs as clients."""
+
+    def __init__(self, http: AsyncTestClient[Litestar], fake: FakeGemini) -> None:
+        self.http = http
+        self.fake = fake
+        self.openai = openai.AsyncOpenAI(
+            base_url=f"{http.base_url}/v1", api_key=CLIENT_KEY, http_client=http, max_retries=0
+        )
+        options = types.HttpOptions(base_url=str(http.base_url), httpx_async_client=http)
+        self.genai = genai.Client(api_key=CLIENT_KEY, http_options=options).aio
+
+
+def vertex_app(settings: Settings, fake: FakeGemini) -> Litestar:
+    upstream = VertexUpstream(
+        settings.upstream, ApiKeyAuth(VERTEX_KEY), http_client=fake.async_httpx_client()
+    )
+    secrets = Secrets(None, frozenset({CLIENT_KEY}))
+    return create_app(settings, upstream=upstream, secrets=secrets)
+
+
+def vertex_settings(tmp_path: Path, **upstream: Any) -> Settings:
+    values = {"provider": "vertex", "max_retries": 0, **upstream}
+    return make_settings(tmp_path / "cache", upstream=values)
+
+
+@pytest.fixture
+async def gw(tmp_path: Path, fake: FakeGemini) -> AsyncIterator[VertexGateway]:
+    fake.vertex.api_keys = {VERTEX_KEY}
+    async with AsyncTestClient(vertex_app(vertex_settings(tmp_path), fake)) as http:
+        yield VertexGateway(http, fake)
+
+
+async def test_both_dialects_are_served_from_one_vertex_cache(gw: VertexGateway) -> None:
+    first = await gw.openai.embeddings.create(model=GE2, input=["alpha", "beta"])
+    assert len(first.data) == 2
+    assert [c.status for c in gw.fake.vertex.calls] == [200, 200]  # one call per Content
+    assert gw.fake.calls == []  # nothing reached the Gemini API's paths
+    call = gw.fake.vertex.calls[0]
+    assert call.path == f"/v1beta1/publishers/google/models/{GE2}:embedContent"
+    assert call.api_key == VERTEX_KEY and call.authorization is None  # the client's key stays
+    again = await gw.genai.models.embed_content(model=GE2, contents="alpha")
+    assert len(gw.fake.vertex.calls) == 2  # a hit, in the other dialect
+    assert again.embeddings is not None and again.embeddings[0].values is not None
+    full = np.asarray(again.embeddings[0].values)
+    assert np.allclose(full, gw.fake.vector_for_text("alpha"), atol=1e-6)
+    assert np.allclose(first.data[0].embedding, full, atol=1e-6)
+    assert CLIENT_KEY not in {c.api_key for c in gw.fake.vertex.calls}
+
+
+async def test_hundred_inputs_are_hundred_single_calls_within_the_bound(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    fake.latency_s = 0.002  # long enough for calls to overlap
+    settings = vertex_settings(tmp_path, max_concurrency=6)
+    async with AsyncTestClient(vertex_app(settings, fake)) as http:
+        gw = VertexGateway(http, fake)
+        texts = [f"input {i}" for i in range(100)]
+        answer = await gw.openai.embeddings.create(model=GE2, input=[*texts, texts[0]])
+    assert len(answer.data) == 101
+    calls = fake.vertex.calls
+    assert len(calls) == 100 and all(len(c.items) == 1 for c in calls)  # the repeat: deduped
+    assert sorted(c.items[0].text for c in calls) == sorted(texts)
+    assert 2 <= fake.vertex.peak <= 6
+
+
+async def test_vertex_only_options_are_sent_and_keyed(gw: VertexGateway) -> None:
+    path = f"/v1beta/models/{GE2}:embedContent"
+    plain = {"content": {"parts": [{"text": "long text"}]}}
+    truncated = {**plain, "embedContentConfig": {"autoTruncate": False}}
+    assert (await gw.http.post(path, json=plain, headers=KEY)).status_code == 200
+    assert (
+        await gw.http.post(path, json=truncated, headers=KEY)
+    ).status_code == 200  # not the plain's hit
+    assert (await gw.http.post(path, json=truncated, headers=KEY)).status_code == 200  # its own hit
+    calls = gw.fake.vertex.calls
+    assert [c.options for c in calls] == [{}, {"autoTruncate": False}]
+    ocr = {**plain, "documentOcr": True, "audio_track_extraction": True}
+    assert (await gw.http.post(path, json=ocr, headers=KEY)).status_code == 200
+    assert calls[-1].options == {"documentOcr": True, "audioTrackExtraction": True}
+
+
+async def test_vertex_only_options_are_a_400_on_the_gemini_api(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    from tests.conftest import make_app
+
+    async with AsyncTestClient(make_app(make_settings(tmp_path / "g"), fake)) as http:
+        body = {"content": {"parts": [{"text": "x"}]}, "embedContentConfig": {"autoTruncate": True}}
+        answer = await http.post(f"/v1beta/models/{GE2}:embedContent", json=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and "auto_truncate" in error["message"]
+    assert fake.calls == []
+
+
+QUOTA_429 = [
+    {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [
+            {"subject": "aiplatform.googleapis.com/online_prediction_requests_per_base_model"}
+        ],
+    },
+    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"},
+]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "details", "http_status", "openai_code", "rpc_status", "says"),
+    [
+        (429, None, QUOTA_429, 429, "rate_limit_exceeded", "RESOURCE_EXHAUSTED", "online_pred"),
+        (
+            403,
+            "PERMISSION_DENIED",
+            None,
+            502,
+            "upstream_error",
+            "UNAVAILABLE",
+            "refused the gateway",
+        ),
+        (400, "FAILED_PRECONDITION", None, 502, "upstream_error", "UNAVAILABLE", "PRECONDITION"),
+        (400, None, None, 400, "upstream_rejected_input", "INVALID_ARGUMENT", "input[0]"),
+        (503, None, None, 503, "upstream_unavailable", "UNAVAILABLE", "overloaded"),
+    ],
+)
+async def test_vertex_errors_reach_both_dialects(
+    gw: VertexGateway,
+    code: int,
+    status: str | None,
+    details: list[dict[str, Any]] | None,
+    http_status: int,
+    openai_code: str,
+    rpc_status: str,
+    says: str,
+) -> None:
+    gw.fake.vertex.fail_next(code, None, status, details=details, times=2)
+    with pytest.raises(openai.APIStatusError) as raised:
+        await gw.openai.embeddings.create(model=GE2, input="a")
+    assert raised.value.status_code == http_status
+    body: Any = raised.value.body
+    assert body["code"] == openai_code and says in body["message"]
+    if code == 429:
+        assert raised.value.response.headers["retry-after"] == "7"
+    with pytest.raises(errors.APIError) as google:
+        await gw.genai.models.embed_content(model=GE2, contents="b")
+    assert google.value.code == http_status and google.value.status == rpc_status
+    assert VERTEX_KEY not in str(google.value.message) + body["message"]
+
+
+def test_regional_hosts_as_the_sdk_picks_them() -> None:
+    assert vertex_host("global", express=False) == "https://aiplatform.googleapis.com"
+    assert (
+        vertex_host("us-central1", express=False) == "https://us-central1-aiplatform.googleapis.com"
+    )
+    assert vertex_host("eu", express=False) == "https://aiplatform.eu.rep.googleapis.com"
+    assert vertex_host("us", express=True) == "https://aiplatform.us.rep.googleapis.com"
