@@ -5,7 +5,7 @@ render in Debian's Chromium.
 
     python bench/bench_console.py            # 3 rounds of 10 s per variant and body, ~4 min
     python bench/bench_console.py --quick    # 1 round of 2 s each, ~40 s
-    python bench/bench_console.py --screenshots docs/console   # also the README's pictures
+    python bench/bench_console.py --screenshots docs/console   # the README's pictures only
 
 Two `gateway serve --fake-upstream` processes (1 granian worker, defaults otherwise): one with
 `GATEWAY_UI_ENABLED=false`, one with the console on; wrk (one thread, 16 connections) sends warm
@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s per variant")
     parser.add_argument("--rounds", type=int, help="rounds (default 3; --quick: 1)")
-    parser.add_argument("--screenshots", type=Path, help="also save the README's screenshots here")
+    parser.add_argument(
+        "--screenshots", type=Path, help="only take the README's screenshots, into this directory"
+    )
     add_write_flag(parser)
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -232,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     SCRATCH.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-console-", dir=SCRATCH))
     try:
+        if args.screenshots:  # the README's pictures only: nothing is measured
+            shots = gateway("console-shots", work / "shots", GATEWAY_UI_STEP_S="1")
+            screenshots(shots, args.screenshots)
+            return 0
         ring = ring_cost(work / "ring")
         data = measure(rounds, seconds, work)
-        if args.screenshots:
-            screenshots(gateway("console-shots", work / "shots", GATEWAY_UI_STEP_S="1"),
-                        args.screenshots)  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
     command = " ".join(["python bench/bench_console.py", *(sys.argv[1:] if argv is None else argv)])

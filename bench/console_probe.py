@@ -3,9 +3,11 @@ render in Debian's Chromium, and the README's screenshots."""
 
 from __future__ import annotations
 
+import base64
 import io
 import shutil
 import statistics
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -122,6 +124,21 @@ def _png(color: tuple[int, int, int]) -> bytes:
     return out.getvalue()
 
 
+def _traffic(url: str, stop: threading.Event) -> None:
+    """A changing mix: new texts early, more and more repeats later, a few pictures."""
+    with httpx.Client(base_url=url, timeout=30) as http:
+        step = 0
+        while not stop.is_set():
+            step += 1
+            texts: list[Any] = [f"doc {i % (3 + step // 4)}" for i in range(8)]
+            if step % 5 == 0:
+                color = (step * 7 % 255, 90, 160)
+                uri = "data:image/png;base64," + base64.b64encode(_png(color)).decode()
+                texts.append([{"type": "image_url", "image_url": uri}])
+            http.post("/v1/embeddings", json={"model": "gemini-embedding-2", "input": texts})
+            stop.wait(0.2)
+
+
 def screenshots(server: Server, where: Path) -> None:
     """Overview (after a minute of traffic at 1 s steps) and playground, at 1280x800."""
     chromium = _chromium()
@@ -132,11 +149,10 @@ def screenshots(server: Server, where: Path) -> None:
     where.mkdir(parents=True, exist_ok=True)
     server.start(ready_path="/healthz")
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            for second in range(40):  # a changing mix: hits grow as the working set repeats
-                texts = [f"doc {i % (5 + second)}" for i in range(20)]
-                http.post("/v1/embeddings", json={"model": "gemini-embedding-2", "input": texts})
-                time.sleep(0.5)
+        stop = threading.Event()
+        traffic = threading.Thread(target=_traffic, args=(server.url, stop), daemon=True)
+        traffic.start()
+        time.sleep(40)  # forty 1 s points before the first picture
         picture = where / "_drop.png"
         picture.write_bytes(_png((26, 115, 232)))
         with sync_playwright() as p:
@@ -153,6 +169,8 @@ def screenshots(server: Server, where: Path) -> None:
             page.wait_for_selector("#pg-cosine:not(:empty)")
             page.screenshot(path=str(where / "playground.png"))
             browser.close()
+        stop.set()
+        traffic.join()
         picture.unlink()
         print(f"wrote {where / 'overview.png'} and {where / 'playground.png'}")
     finally:

@@ -145,7 +145,7 @@ async function refreshOverview() {
   const by = Object.entries(now.saved_dollars).filter(([, v]) => v > 0);
   setText("ov-saved-detail", by.length ? by.map(([m, v]) => m + " " + dollars(v)).join(", ") : "nothing served from the cache yet");
   const up = now.upstream;
-  setText("ov-upstream", up.calls + " calls");
+  setText("ov-upstream", up.calls + (up.calls === 1 ? " call" : " calls"));
   setText("ov-upstream-detail", up.items + " items, " + up.errors + " errors, " + up.fast_failures + " refused fast");
   setText("ov-latency", ms(now.hit_latency.p50_ms) + " / " + ms(now.hit_latency.p99_ms) + " ms");
   const cache = now.cache;
@@ -191,10 +191,13 @@ function chart(id, series, value, fixedMax) {
   nodes.push(base);
   const points = series.map((p) => [p.t, value(p)]).filter(([, v]) => v !== null);
   const end = stats ? stats.now : Date.now() / 1000;
+  // The x axis spans what the ring holds (an hour at most, a minute at least), ending now.
+  const first = series.length ? series[0].t - series[0].seconds : end - 3600;
+  const span = Math.max(60, end - Math.max(end - 3600, first));
   const max = fixedMax || Math.max(1e-9, ...points.map(([, v]) => v));
   if (points.length) {
     const line = document.createElementNS(ns, "polyline");
-    const xy = points.map(([t, v]) => [300 - ((end - t) / 3600) * 300, 98 - (v / max) * 92]);
+    const xy = points.map(([t, v]) => [300 - ((end - t) / span) * 300, 98 - (v / max) * 82]);
     if (xy.length === 1) xy.unshift([xy[0][0] - 3, xy[0][1]]);
     line.setAttribute("points", xy.map(([x, y]) => x.toFixed(1) + "," + y.toFixed(1)).join(" "));
     nodes.push(line);
@@ -202,7 +205,10 @@ function chart(id, series, value, fixedMax) {
   const label = document.createElementNS(ns, "text");
   label.setAttribute("x", 2);
   label.setAttribute("y", 10);
-  label.textContent = points.length ? "max " + (max < 1 ? max.toPrecision(2) : max.toFixed(1)) : "no data yet";
+  const minutes = Math.round(span / 60);
+  label.textContent = points.length
+    ? "max " + (max < 1 ? max.toPrecision(2) : max.toFixed(1)) + " · last " + minutes + " min"
+    : "no data yet: a point every " + (stats ? stats.step_s : 10) + " s";
   nodes.push(label);
   svg.replaceChildren(...nodes);
 }
@@ -316,7 +322,8 @@ function bindDrop(input, onFile) {
 
 function setSlotFile(slot, file) {
   files[slot] = file;
-  setText("pg-file-name-" + slot, file ? file.name + " (" + (file.type || "unknown type") + ", " + bytes(file.size) + ")" : "");
+  setText("pg-file-name-" + slot, file ? file.name + " (" + (file.type || "unknown type") + ", " +
+    bytes(file.size) + "): embedded instead of the text" : "");
   const preview = $("pg-preview-" + slot);
   if (preview.src) URL.revokeObjectURL(preview.src);
   preview.hidden = !(file && file.type.startsWith("image/"));
