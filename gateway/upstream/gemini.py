@@ -76,7 +76,9 @@ class GeminiUpstream:
         self._base = settings.base_url.rstrip("/")
         self._version = settings.api_version
         self._headers = wire.headers(api_key, settings.timeout_s)
-        self.decoder = decoder or BatchDecoder()
+        # On a network client of its own, large answers go to a worker process; handed a client
+        # (the in-process fake, tests), it decodes in place unless told, and spawns nothing.
+        self.decoder = decoder or BatchDecoder(workers=1 if self._own_client else 0)
 
     async def embed(
         self, contents: Sequence[Content], params: EmbedParams, dims: int
