@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.processes import Server, serve_fake
+from tests.media_samples import mp4, pdf, wav
 
 pytestmark = pytest.mark.e2e
 GE2 = "gemini-embedding-2"
@@ -170,6 +171,22 @@ def test_the_playground_embeds_a_text_miss_then_hit_and_a_dropped_png(
     page.click("#pg-compare")
     expect(page.locator("#pg-cosine")).to_contain_text("cosine(A, B) = ")
     page.screenshot(path=screenshots / "playground.png", full_page=True)
+
+
+def test_the_playground_embeds_audio_video_and_a_pdf(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    page.goto(f"{server.base}/ui#playground")
+    for name, data in (("clip.wav", wav(1.0)), ("clip.mp4", mp4(2.0)), ("doc.pdf", pdf(1))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        page.set_input_files("#pg-file-a", str(path))
+        page.click("#pg-embed")
+        expect(page.locator("#pg-cache")).to_have_text("MISS")
+        expect(page.locator("#pg-error")).to_have_text("")
+        expect(page.locator("#pg-summary")).to_contain_text("3072 values of float")
+        page.click("#pg-embed")
+        expect(page.locator("#pg-cache")).to_have_text("HIT")
 
 
 def test_collections_list_and_search_by_text_and_by_image_in_score_order(
