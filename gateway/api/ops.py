@@ -12,6 +12,8 @@ from litestar import Request, Response, get, route
 from gateway.api.deps import services_of
 from gateway.api.http.operation import Operation, declare
 from gateway.api.http.raw_response import RawJSON
+from gateway.cache.shared import shared_state
+from gateway.cache.tiered import TieredCache
 from gateway.observability.metrics import render
 
 _encode = msgspec.json.Encoder().encode
@@ -28,6 +30,7 @@ class Checks(msgspec.Struct, omit_defaults=True):
     breaker: Literal["closed", "open", "half-open"] | None = None
     note: str | None = None
     cache_reason: str | None = None  # why the cache is degraded: its writes fail
+    shared: Literal["ok", "cooling", "down"] | None = None  # the fleet tier, when [shared] is on
 
 
 class Readiness(msgspec.Struct):
@@ -105,6 +108,9 @@ async def readyz(request: Request[Any, Any, Any]) -> RawJSON:
                 f" for {scheduler.breaker.retry_after:.0f} s more"
             )
     ready = cache_ok
+    if isinstance(services.cache, TieredCache):
+        checks.shared = await shared_state(services.cache.shared)
+        ready = ready and (checks.shared == "ok" or not services.cache.shared.settings.required)
     body = _encode(Readiness("ready" if ready else "not ready", checks))
     return probe_answer(request, body, 200 if ready else 503)
 

@@ -221,3 +221,10 @@ def _safe_url(url: str) -> str:
         return url
     scheme, _, rest = url.partition("://")
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+async def shared_state(tier: SharedTier) -> Literal["ok", "cooling", "down"]:
+    """For /readyz: cooling without a call (a dead tier costs nothing), else a bounded PING."""
+    if tier.state == "cooling":
+        return "cooling"
+    return "ok" if await tier.ping() else "down"

@@ -183,8 +183,8 @@ def build_scheduler(upstream: Upstream, settings: Settings, cache: VectorCache) 
         local_store=cache.set_local,
         **kwargs,
     )
-    limits = settings.upstream
-    if settings.shared.rate_budget and (limits.requests_per_minute or limits.tokens_per_minute):
+    if settings.shared.rate_budget:  # also with no limits set: a 429's hold is fleet-wide
+        limits = settings.upstream
         budget = FleetBudget(cache.shared, limits.requests_per_minute, limits.tokens_per_minute)
         scheduler.limiter.shared = budget
     return scheduler

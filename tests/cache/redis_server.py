@@ -17,7 +17,9 @@ def server_binary() -> str:
     found = shutil.which("valkey-server") or shutil.which("redis-server")
     if found is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is missing: .ci/run installs it (apt-get install redis-server)")
+            pytest.fail(
+                "redis-server is missing: .ci/run installs it (apt-get install redis-server)"
+            )
         pytest.skip("redis-server is not installed")
     return found
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import redis.asyncio as redis
-from litestar import Litestar
 
 from gateway.cache.shared import VERSION
 from gateway.cache.tiered import TieredCache
@@ -20,58 +15,10 @@ from gateway.content.keys import content_key
 from gateway.content.model import Content
 from gateway.fake import FakeGemini
 from gateway.upstream.fleet import FleetScheduler
+from tests.cache.fleet import replicas
 from tests.cache.redis_server import RedisServer
-from tests.conftest import make_app, make_settings
 
 pytestmark = pytest.mark.e2e
-
-class Replica:
-    """One in-process gateway on the test's loop (requests really run concurrently)."""
-
-    def __init__(self, app: Litestar, http: httpx.AsyncClient) -> None:
-        self.app = app
-        self.http = http
-        self.services: Any = app.state["services"]
-
-    async def embed(self, **body: Any) -> httpx.Response:
-        return await self.http.post("/v1/embeddings", json=body)
-
-    def cache_entries(self) -> int:
-        entries: int = self.services.cache.stats()["entries"]
-        return entries
-
-    @property
-    def scheduler(self) -> FleetScheduler:
-        scheduler: FleetScheduler = self.services.embedder.scheduler
-        return scheduler
-
-
-@asynccontextmanager
-async def replicas(
-    tmp_path: Path, fake: FakeGemini, url: str, prefix: str, n: int = 2, **sections: Any
-) -> AsyncIterator[list[Replica]]:
-    """`n` gateways with their own cache dirs and one FakeGemini, sharing `url` under `prefix`."""
-    # a generous bound: these tests are about what is shared, not about a slow server
-    shared = {"url": url, "prefix": prefix, "timeout_ms": 2000, **sections.pop("shared", {})}
-    async with AsyncExitStack() as stack:
-        out = []
-        for i in range(n):
-            settings = make_settings(tmp_path / f"cache{i}", shared=shared, **sections)
-            app = make_app(settings, fake)
-            await stack.enter_async_context(app.lifespan())
-            transport = httpx.ASGITransport(app=app)
-            http = httpx.AsyncClient(transport=transport, base_url=f"http://replica{i}")
-            await stack.enter_async_context(http)
-            out.append(Replica(app, http))
-        yield out
-
-
-async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait for something another thread does (not for time to pass)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met"
-        await asyncio.sleep(0.005)
 
 
 async def test_b_serves_what_a_fetched(
@@ -164,9 +111,10 @@ async def test_a_failed_fetch_releases_its_leases_at_once(
 ) -> None:
     fake.latency_s = 0.1
     fake.fail_next(500, times=1)
-    async with replicas(
-        tmp_path, fake, redis_server.url, prefix, upstream={"max_retries": 0}
-    ) as (a, b):
+    async with replicas(tmp_path, fake, redis_server.url, prefix, upstream={"max_retries": 0}) as (
+        a,
+        b,
+    ):
         first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["flaky"]))
         await asyncio.sleep(0.03)  # A holds the lease, its call is in flight
         started = time.monotonic()
