@@ -1,6 +1,6 @@
 """The README's tool recipes, run as written against one `gateway serve --fake-upstream` process.
 
-Every test here is e2e (a real server on loopback). No test may reach the network: telemetry is
+A test that runs a recipe is e2e (a real server on loopback). No test may reach the network: telemetry is
 switched off in the environment, tiktoken reads the copy the gateway ships, and a guard refuses
 (and records) any connection or name lookup that is not loopback, failing the test that made it.
 """
@@ -31,8 +31,9 @@ OFFLINE_ENV = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A recipe test that runs against the served gateway is e2e; in-process ones are not."""
     for item in items:
-        if item.path.is_relative_to(HERE):
+        if item.path.is_relative_to(HERE) and "gateway_base" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import openai
+import pytest
+from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
+from litestar.testing import TestClient
+
+from gateway.config import load_settings
+from gateway.fake import FakeGemini
+from tests.conftest import FAKE_BASE, make_app
 from tests.recipes.running import printed_comments, run_recipe, served_vector, snippet
 
 
@@ -25,3 +34,37 @@ def test_the_chroma_recipe_finds_the_text_and_the_picture(
     similarity = [1 - d for d in found["distances"][0]]
     assert found["ids"][0][0] == "photos/bicycle.png"
     assert similarity[0] > 0.4 > 0.1 > max(similarity[1:])
+
+
+def test_an_openai_alias_lets_chroma_send_dimensions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's way round Chroma's dimensions trap: alias text-embedding-3-small, then 768."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[models]]\nid = "gemini-embedding-2"\naliases = ["text-embedding-3-small"]\n'
+    )
+    overrides = {"cache": {"dir": str(tmp_path / "cache")}, "upstream": {"base_url": FAKE_BASE}}
+    fake = FakeGemini()
+    with TestClient(make_app(load_settings(config, {}, overrides), fake)) as client:
+
+        class LocalOpenAI(openai.OpenAI):  # Chroma builds its own client: hand it the app's
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(**kwargs, http_client=client)
+
+        monkeypatch.setattr(openai, "OpenAI", LocalOpenAI)
+        embed = OpenAIEmbeddingFunction(
+            api_key="unused",
+            model_name="text-embedding-3-small",
+            api_base=f"{client.base_url}/v1",
+            dimensions=768,
+        )
+        plain = OpenAIEmbeddingFunction(
+            api_key="unused",
+            model_name="gemini-embedding-2",
+            api_base=f"{client.base_url}/v1",
+            dimensions=768,
+        )
+        assert [len(v) for v in embed(["hello"])] == [768]
+        assert [len(v) for v in plain(["hello"])] == [3072]  # the trap itself
+    assert [item.model for call in fake.calls for item in call.items] == ["gemini-embedding-2"]
