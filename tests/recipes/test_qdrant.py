@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from qdrant_client import QdrantClient, models
 
 from gateway.fake import vectors as fake_vectors
 from gateway.fake.records import FakePart
@@ -49,3 +50,12 @@ def test_the_qdrant_recipe_finds_the_text_the_codes_and_the_picture(
     ).points
     assert hits[0].payload["key"] == "photos/bicycle.png"
     assert hits[0].score > 0.4 > 0.1 > max(h.score for h in hits[1:])
+
+
+def test_local_mode_drops_quantization_config_as_the_readme_says() -> None:
+    """Why the recipe sends uint8 codes itself: Qdrant's own quantisation needs its server."""
+    qdrant = QdrantClient(":memory:")
+    binary = models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+    params = models.VectorParams(size=8, distance=models.Distance.COSINE)
+    qdrant.create_collection("q", vectors_config=params, quantization_config=binary)
+    assert qdrant.get_collection("q").config.quantization_config is None
