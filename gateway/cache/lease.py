@@ -66,9 +66,17 @@ class Leases:
         self._release = tier.client.register_script(_RELEASE)
         self._wakers: dict[bytes, set[asyncio.Event]] = {}
         self._listener: asyncio.Task[None] | None = None
-        self.waits = 0  # keys awaited because another replica held them
-        self.takeovers = 0  # keys whose holder was gone (failed or dead) and were taken here
         self.acquired = 0
+
+    @property
+    def waits(self) -> int:
+        """Keys awaited because another replica held them."""
+        return self.tier.lease_waits
+
+    @property
+    def takeovers(self) -> int:
+        """Keys whose holder was gone (failed or dead) and were taken here."""
+        return self.tier.lease_takeovers
 
     def lease_key(self, key: bytes) -> bytes:
         return self.tier.prefix + b"l:" + key.hex().encode()
@@ -122,7 +130,7 @@ class Leases:
     ) -> tuple[dict[bytes, Record], list[bytes]]:
         """Wait for another replica's fetch of `keys`: the values that arrived, and the keys
         left free (its holder released without storing, died, or the tier failed): take those."""
-        self.waits += len(keys)
+        self.tier.lease_waits += len(keys)
         pending = list(keys)
         found: dict[bytes, Record] = {}
         event = asyncio.Event()
@@ -143,7 +151,7 @@ class Leases:
                     return found, pending  # the tier failed: the caller goes local
                 arrived, free = state
                 found.update(arrived)
-                self.takeovers += len(free)
+                self.tier.lease_takeovers += len(free)
                 if free:
                     return found, [k for k in pending if k in free]
                 pending = [k for k in pending if k not in arrived]

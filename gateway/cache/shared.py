@@ -14,6 +14,7 @@ Keys: `<prefix>v:<64 hex of the 32-byte content key>`.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +37,7 @@ T = TypeVar("T")
 _encode = msgspec.msgpack.Encoder().encode
 # What a failing tier raises: the client's errors, a socket's, and the timeout around each call.
 FAILURES = (RedisError, OSError, TimeoutError, ConnectionError)
+ROUND_TRIP_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
 def encode_value(record: Record) -> bytes:
@@ -74,7 +76,10 @@ class SharedTier:
         self.errors = 0
         self.skipped = 0  # calls not made because the tier was cooling down
         self.dropped_writes = 0  # vectors not written to the tier (it failed)
-        self.round_trips: list[float] = []  # seconds of recent calls; drained by the metrics
+        self.lease_waits = 0  # keys awaited because another replica held their lease
+        self.lease_takeovers = 0  # keys taken over from a holder that failed or died
+        self.round_trip_counts = [0] * (len(ROUND_TRIP_BOUNDS) + 1)  # per bound, then +Inf
+        self.round_trip_seconds = 0.0
 
     # -- state ---------------------------------------------------------------------------
 
@@ -103,14 +108,16 @@ class SharedTier:
         except FAILURES as exc:
             self.failed(what, exc)
             return None
-        self.round_trips.append(time.perf_counter() - started)
-        if len(self.round_trips) > 4096:
-            del self.round_trips[:2048]
+        self._timed(time.perf_counter() - started)
         self._failures_in_row = 0
         if self.last_error is not None:
             log.info("shared tier answers again", call=what)
             self.last_error = None
         return result
+
+    def _timed(self, seconds: float) -> None:
+        self.round_trip_seconds += seconds
+        self.round_trip_counts[bisect.bisect_left(ROUND_TRIP_BOUNDS, seconds)] += 1
 
     def failed(self, what: str, exc: BaseException) -> None:
         """Count a failure; after `failures` in a row, skip the tier for `cooldown_s`."""

@@ -20,9 +20,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from gateway.cache.store import Cached, VectorCache
+from gateway.cache.tiered import TieredCache
 from gateway.config import ModelSpec, PricingSettings
 from gateway.content.model import Content, estimate_tokens
 from gateway.observability.request_log import current_state
+from gateway.observability.shared_figures import shared_families
 from gateway.observability.upstream_figures import Offline, UpstreamFigures
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -233,6 +235,8 @@ class _ScrapeCollector(Collector):
             1.0 if health.degraded else 0.0,
         )
         yield from self._scheduler()
+        if isinstance(self.cache, TieredCache):
+            yield from shared_families(self.cache.shared)
 
     def _scheduler(self) -> Iterable[Any]:
         scheduler = self.scheduler

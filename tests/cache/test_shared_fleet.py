@@ -37,6 +37,9 @@ async def test_b_serves_what_a_fetched(
         cache_b: TieredCache = b.services.cache
         await cache_b.drain()
         assert b.cache_entries() == 2
+        metrics = (await b.http.get("/metrics")).text
+        assert "gateway_shared_hits_total 2.0" in metrics
+        assert "gateway_shared_round_trip_seconds_count" in metrics
         disk_a = dict(a.services.cache.table.records())
         disk_b = dict(cache_b.table.records())
         assert disk_a == disk_b
