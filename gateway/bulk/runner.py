@@ -111,7 +111,9 @@ class JobRunner:
         requests = self.store.job_dir(job.id) / f"requests-{index}.jsonl"
         for attempt in range(_CREATE_TRIES):
             try:
-                if requests.stat().st_size <= self.settings.bulk.inline_max_bytes:
+                bulk = self.settings.bulk
+                small = requests.stat().st_size <= bulk.inline_max_bytes
+                if small and record.items <= bulk.inline_max_items:
                     entries = [_inline(line) for line in requests.open("rb")]
                     op = await google.create_inline(record.model, record.display_name, entries)
                 else:

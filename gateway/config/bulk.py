@@ -18,6 +18,9 @@ class BulkSettings(Section, frozen=True):
     poll_interval_s: Annotated[float, Meta(ge=0.001, le=86400)] = 30.0
     # The inline request must stay under 20 MB; above this the misses go as an uploaded file.
     inline_max_bytes: Annotated[int, Meta(ge=1, le=20_000_000)] = 16_000_000
+    # Inline results come back inside one Operation (3072 floats an item): past this many items
+    # the misses go as a file, whose results are a file read line by line.
+    inline_max_items: Annotated[int, Meta(ge=1, le=100_000)] = 1000
     upload_chunk_bytes: Annotated[int, Meta(ge=1, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
     max_file_bytes: Cap = 2 * 1024 * 1024 * 1024  # one input file (Google's own file cap)
     max_lines: Cap = 1_000_000

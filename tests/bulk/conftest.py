@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +119,18 @@ def bulk_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "cache", bulk={"poll_interval_s": 30.0})
 
 
+@asynccontextmanager
+async def running(
+    settings: Settings, fake: FakeGemini, clock: ManualClock
+) -> AsyncIterator[BulkGateway]:
+    """A gateway on `settings`' cache dir: open two in turn on one dir to restart it."""
+    async with AsyncTestClient(bulk_app(settings, fake, clock)) as client:
+        yield BulkGateway(client, fake, clock)
+
+
 @pytest.fixture
 async def gw(
     bulk_settings: Settings, bulk_fake: FakeGemini, clock: ManualClock
 ) -> AsyncIterator[BulkGateway]:
-    async with AsyncTestClient(bulk_app(bulk_settings, bulk_fake, clock)) as client:
-        yield BulkGateway(client, bulk_fake, clock)
+    async with running(bulk_settings, bulk_fake, clock) as gateway:
+        yield gateway

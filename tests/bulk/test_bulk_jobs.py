@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from gateway.content.keys import content_key
 from gateway.content.model import Content, EmbedParams
-from tests.bulk.conftest import BulkGateway, line
-from tests.conftest import unit
+from gateway.fake import FakeGemini
+from tests.bulk.conftest import BulkGateway, ManualClock, line, running
+from tests.conftest import make_settings, unit
 
 
-def _key(text: str) -> str:
-    return content_key(Content.of_text(text), EmbedParams(model="gemini-embedding-2")).hex()
+def _key(text: str, dims: int | None = None) -> str:
+    params = EmbedParams(model="gemini-embedding-2", dims=dims)
+    return content_key(Content.of_text(text), params).hex()
 
 
 async def test_a_job_sends_only_the_unique_misses_and_answers_every_line_in_order(
-    gw: BulkGateway,
+    tmp_path: Path, bulk_fake: FakeGemini, clock: ManualClock
 ) -> None:
+    # Over inline_max_items: the misses go as an uploaded file in several chunks, and come back
+    # as a results file. Google sends 256 floats an item (mrl upstream) to keep the test short.
+    bulk = {"poll_interval_s": 30.0, "inline_max_items": 100, "upload_chunk_bytes": 65536}
+    settings = make_settings(tmp_path / "cache", bulk=bulk, embeddings={"mrl": "upstream"})
+    async with running(settings, bulk_fake, clock) as gw:
+        await _the_big_job(gw)
+
+
+async def _the_big_job(gw: BulkGateway) -> None:
     texts = [f"chunk number {i} of the corpus" for i in range(700)]
     picks = list(range(700)) + [(i * 7) % 700 for i in range(300)]  # 30% repeats
     cached = texts[:140]
     for start in range(0, len(cached), 70):  # 20% of the lines are already cached
         await gw.openai.embeddings.create(
-            model="gemini-embedding-2", input=cached[start : start + 70]
+            model="gemini-embedding-2", input=cached[start : start + 70], dimensions=256
         )
     online_items = gw.fake.items_received
     lines = [line(f"req-{n}", texts[i], dimensions=256) for n, i in enumerate(picks)]
@@ -33,10 +46,12 @@ async def test_a_job_sends_only_the_unique_misses_and_answers_every_line_in_orde
     assert (batch.request_counts.total, batch.request_counts.completed) == (1000, 1000)
     sent = gw.fake.batch.items_received
     misses = texts[140:]
-    assert sorted(k or "" for k, _ in sent) == sorted(_key(t) for t in misses)  # joined by key
+    assert sorted(k or "" for k, _ in sent) == sorted(_key(t, 256) for t in misses)  # joined by key
     assert sorted(item.text for _, item in sent) == sorted(misses)
     assert gw.fake.items_received == online_items  # nothing went the online way
     assert gw.fake.batch.creates == 1
+    (job,) = gw.fake.batch.jobs.values()
+    assert job.from_file and len(gw.fake.batch.files) == 2  # the input and the results
     meta = batch.metadata or {}
     cached_lines = sum(1 for i in picks if i < 140)
     assert meta["gateway_cached"] == str(cached_lines)
