@@ -53,14 +53,13 @@ def test_an_openai_alias_lets_chroma_send_dimensions(
                 super().__init__(**kwargs, http_client=client)
 
         monkeypatch.setattr(openai, "OpenAI", LocalOpenAI)
+        monkeypatch.setenv("CHROMA_OPENAI_API_KEY", "unused")
         embed = OpenAIEmbeddingFunction(
-            api_key="unused",
             model_name="text-embedding-3-small",
             api_base=f"{client.base_url}/v1",
             dimensions=768,
         )
         plain = OpenAIEmbeddingFunction(
-            api_key="unused",
             model_name="gemini-embedding-2",
             api_base=f"{client.base_url}/v1",
             dimensions=768,

@@ -53,7 +53,7 @@ def test_the_readme_shows_each_recipe_exactly(name: str) -> None:
     assert snippet(name) in python_blocks(readme.split(SECTION, 1)[1])
 
 
-def test_the_network_guard_is_on_and_allows_onlyloopback() -> None:
+def test_the_network_guard_is_on_and_allows_only_loopback() -> None:
     assert socket.socket.connect.__name__ == "guarded_connect"
     assert socket.getaddrinfo.__name__ == "guarded_getaddrinfo"
     assert all(map(loopback, ["127.0.0.1", "127.8.0.1", "::1", "localhost"]))
