@@ -11,7 +11,9 @@ FakeGemini answers on a 127.0.0.1 socket with 50 ms latency per call; the gatewa
    directly, and through the whole gateway in-process (HTTP parsing, hashing, cache look-ups);
 3. miss throughput: distinct items/s through the Scheduler vs the bare upstream driven as hard as
    the same settings allow (max_concurrency calls of max_batch items back to back), at 3072 dims
-   and at 256 dims (the SDK's JSON and pydantic parse of 3072 floats per item is CPU-bound).
+   and at 256 dims (the SDK's JSON and pydantic parse of 3072 floats per item is CPU-bound);
+4. the same misses on Vertex AI's path (one Content per call, bench/vertex_misses.py) beside the
+   Gemini API's batches of 100, at the same latency.
 Writes misses.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
@@ -36,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.outputs import add_write_flag, outputs  # noqa: E402
+from bench.vertex_misses import vertex_rows  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.config import Secrets, Settings, load_settings  # noqa: E402
 from gateway.content.keys import content_key  # noqa: E402
@@ -240,6 +243,7 @@ async def main(args: argparse.Namespace) -> str:
         bare_full, sched_full = await throughput(settings, 3072, args.items, args.best_of)
         bare_small, sched_small = await throughput(settings, 256, args.items, args.best_of)
         alone = await scheduler_ceiling(settings, 10_000)
+        vertex = await vertex_rows(settings, fake, fresh, KEY, LATENCY_S, args.quick)
     elapsed = time.perf_counter() - t0
     ceiling = s.max_concurrency * min(s.max_batch, 100) / LATENCY_S
     target = s.max_wait_ms + 1.0
@@ -277,6 +281,7 @@ async def main(args: argparse.Namespace) -> str:
         f"| 10,000 one-item misses at once, upstream = 50 ms sleep, no wire, no parsing |"
         f" {alone:,.0f} items/s ({alone / ceiling:.2f}x the ceiling): about"
         f" {(1 / alone - 1 / ceiling) * 1e6:.0f} us of loop time per miss | |",
+        *vertex,
         "",
         "Throughput is the best of interleaved rounds of 1,000 new items per side."
         " Bare upstream = the same GeminiUpstream driven at its best shape (max_concurrency calls"
