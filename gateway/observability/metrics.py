@@ -31,6 +31,7 @@ _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 _UPSTREAM = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _INPUTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 _BATCH = (1, 2, 5, 10, 25, 50, 75, 100)
+_DIFFERENCE = (0.0, 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 _BREAKER_STATES = ("closed", "open", "half-open")
 _DONE = "gateway.metered"
 
@@ -89,6 +90,21 @@ class GatewayMetrics:
             "Duration of each upstream call, by outcome (ok or the error class)",
             ["outcome"],
             buckets=_UPSTREAM,
+            registry=r,
+        )
+        self.reuses = Counter(
+            "gateway_cache_reuses",
+            "Inputs served through another input's vector, by stage (canonical: same pixels or"
+            " normalised text; near: verified near duplicate; alias: a near match recorded"
+            " before); exact byte hits are the lookups' hits minus these",
+            ["model", "modality", "stage"],
+            registry=r,
+        )
+        self.near_difference = Histogram(
+            "gateway_near_difference",
+            "Measured difference (1 - similarity) of each near-duplicate input served",
+            ["modality"],
+            buckets=_DIFFERENCE,
             registry=r,
         )
         self.scheduler: UpstreamFigures = scheduler if scheduler is not None else Offline()
@@ -182,6 +198,19 @@ class GatewayMetrics:
 
     def _per_token(self, modality: str) -> float:
         return float(getattr(self.pricing, modality, 0.0)) / 1e6
+
+    def reused(self, spec: ModelSpec, reuses: Sequence[tuple[Content, str, float]]) -> None:
+        """Count inputs served through another key's vector; the log line gets `near`."""
+        near = 0
+        for content, stage, similarity in reuses:
+            modality = content.modality
+            self._child(self.reuses, spec.id, modality, stage).inc()
+            if stage != "canonical":
+                near += 1
+                self._child(self.near_difference, modality).observe(1.0 - similarity)
+        state = current_state()
+        if state is not None and near:
+            state["near"] = state.get("near", 0) + near
 
     def fetched(self, seconds: float) -> None:
         """A request's misses came back (or failed) after `seconds`; goes on its log line."""
