@@ -184,3 +184,15 @@ def test_regional_hosts_as_the_sdk_picks_them() -> None:
     )
     assert vertex_host("eu", express=False) == "https://aiplatform.eu.rep.googleapis.com"
     assert vertex_host("us", express=True) == "https://aiplatform.us.rep.googleapis.com"
+
+
+async def test_a_rejected_input_costs_one_call_not_a_bisection(gw: VertexGateway) -> None:
+    gw.fake.poison(lambda item: item.text == "bad")
+    texts = [f"good {i}" for i in range(9)]
+    with pytest.raises(openai.BadRequestError) as raised:
+        await gw.openai.embeddings.create(model=GE2, input=[*texts[:4], "bad", *texts[4:]])
+    body: Any = raised.value.body
+    assert body["param"] == "input[4]" and body["code"] == "upstream_rejected_input"
+    assert len(gw.fake.vertex.calls) == 10  # each input once: the good ones are cached
+    await gw.openai.embeddings.create(model=GE2, input=texts)
+    assert len(gw.fake.vertex.calls) == 10
