@@ -13,8 +13,12 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.utils import Secret
 
 GATEWAY = "http://127.0.0.1:8080/v1"
-common = {"api_key": Secret.from_token("unused"), "model": "gemini-embedding-2"}
-common |= {"api_base_url": GATEWAY, "dimensions": 768}
+common = {
+    "api_key": Secret.from_token("unused"),  # a client key when the gateway's auth is on
+    "model": "gemini-embedding-2",
+    "api_base_url": GATEWAY,
+    "dimensions": 768,
+}
 
 
 def search_pipeline(store: InMemoryDocumentStore) -> Pipeline:
