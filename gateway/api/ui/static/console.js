@@ -101,7 +101,8 @@ function route() {
   const refresh = { overview: refreshOverview, requests: refreshRequests }[name];
   if (name === "collections") loadCollections().catch(fail("col-error"));
   if (refresh) {
-    const tick = () => refresh().catch(onPollError);
+    // A hidden tab asks nothing: the console costs the server only while someone looks.
+    const tick = () => (document.hidden ? null : refresh().catch(onPollError));
     tick();
     timer = setInterval(tick, POLL_MS);
   }
@@ -405,6 +406,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("logout").addEventListener("click", () => { sessionStorage.removeItem(KEY); location.reload(); });
   window.addEventListener("hashchange", route);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden && timer !== null) route(); });
   for (const slot of ["a", "b"]) bindDrop($("pg-file-" + slot), (file) => setSlotFile(slot, file));
   bindDrop($("col-file"), (file) => {
     collectionFile = file;
