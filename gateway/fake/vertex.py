@@ -1,31 +1,27 @@
-"""FakeGemini's Vertex AI side: the embedding paths, an OAuth2 token endpoint and a metadata server.
+"""FakeGemini's Vertex AI side: the embedding paths, and the Google auth in front (google_auth.py).
 
 Paths (BATCH.md section 2): `/{v1,v1beta1}/publishers/google/models/{m}:{verb}` (express mode:
 `x-goog-api-key` only) and `/{ver}/projects/{p}/locations/{l}/publishers/google/models/{m}:{verb}`
 (a bearer token this fake issued and that has not expired; `x-goog-user-project` recorded). Verbs:
 embedContent, batchEmbedContents, and predict, which answers 400 FAILED_PRECONDITION for Gemini
-models as Vertex does. `POST /token` is a service account's token_uri (a JWT-bearer grant, its
-signature checked against the keys given to `trust`); `/computeMetadata/v1/...` (and `GET /` for
-the ping) is a GCE metadata server, answering only with `Metadata-Flavor: Google`.
+models as Vertex does. `auth` is the token endpoint and metadata server that issue the tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 
 from gateway.fake import wire
 from gateway.fake.faults import FaultPlan
+from gateway.fake.google_auth import FakeGoogleAuth, Reply
 from gateway.fake.records import FakeItem
 from gateway.fake.vectors import bare_model, vectors_for_items
 
@@ -35,8 +31,6 @@ _PROJECT = re.compile(
     r"/(?P<version>v1|v1beta1)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)" + _MODEL
 )
 _OPTIONS = ("autoTruncate", "documentOcr", "audioTrackExtraction")
-TOKEN_LIFETIME_S = 3600
-Reply = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 
 @dataclass(slots=True)
@@ -56,46 +50,25 @@ class VertexCall:
 
 
 class VertexSide:
-    """What FakeGemini answers on Vertex's paths; tests read `calls`, `token_requests`, `peak`."""
+    """What FakeGemini answers on Vertex's paths; tests read `calls` and `peak`."""
 
     def __init__(self, faults: FaultPlan, latency: Callable[[], float]) -> None:
         self._faults = faults
         self._latency = latency
         self.api_keys: set[str] | None = None  # express mode: None = any key
         self.projects: set[str] | None = None  # None = any project; else others get 403
-        self.clock: Callable[[], float] = time.time
+        self.auth = FakeGoogleAuth()  # the tokens a project path accepts
         self.calls: list[VertexCall] = []
-        self.token_requests: list[dict[str, Any]] = []  # the JWT claims (or metadata scopes)
         self.peak = 0  # most embedding calls in flight at once
         self._inflight = 0
-        self._tokens: dict[str, float] = {}  # issued token -> expiry (self.clock)
-        self._trusted: dict[str, bytes] = {}  # service account email -> public key PEM
-        self._serial = itertools.count(1)
         self._armed: deque[Reply] = deque()
         self._lock = threading.Lock()
 
     @staticmethod
     def handles(path: str) -> bool:
-        return (
-            path in ("/", "/token")
-            or path.startswith("/computeMetadata/")
-            or bool(_EXPRESS.fullmatch(path) or _PROJECT.fullmatch(path))
+        return FakeGoogleAuth.handles(path) or bool(
+            _EXPRESS.fullmatch(path) or _PROJECT.fullmatch(path)
         )
-
-    def trust(self, email: str, public_key_pem: bytes) -> None:
-        """Accept JWT grants from `email` signed by this key's private half."""
-        self._trusted[email] = public_key_pem
-
-    def issue_token(self) -> str:
-        """A fresh access token, valid TOKEN_LIFETIME_S from `clock()`."""
-        token = f"ya29.fake-{next(self._serial)}"
-        with self._lock:
-            self._tokens[token] = self.clock() + TOKEN_LIFETIME_S
-        return token
-
-    def revoke(self, token: str) -> None:
-        with self._lock:
-            self._tokens.pop(token, None)
 
     @property
     def tokens_seen(self) -> set[str | None]:
@@ -119,10 +92,8 @@ class VertexSide:
         self, method: str, path: str, headers: dict[str, str], body: bytes, query: str
     ) -> Reply:
         """(status, body, extra headers) for one request on a Vertex path."""
-        if path == "/token":
-            return self._grant(body)
-        if path == "/" or path.startswith("/computeMetadata/"):
-            return self._metadata(path, headers, query)
+        if self.auth.handles(path):
+            return self.auth.answer(path, headers, body, query)
         route = _PROJECT.fullmatch(path) or _EXPRESS.fullmatch(path)
         assert route is not None
         groups = route.groupdict()
@@ -185,9 +156,7 @@ class VertexSide:
                 )
             return None
         token = (call.authorization or "").removeprefix("Bearer ")
-        with self._lock:
-            expires = self._tokens.get(token)
-        if call.api_key is not None or expires is None or expires <= self.clock():
+        if call.api_key is not None or not self.auth.is_valid(token):
             return _status(
                 401,
                 "Request had invalid authentication credentials. Expected OAuth 2 access token,"
@@ -250,48 +219,6 @@ class VertexSide:
         with self._lock:
             self._armed.extend([reply] * times)
 
-    def _grant(self, body: bytes) -> Reply:
-        """A service account's JWT-bearer grant -> an access token, if the signature checks."""
-        from google.auth import exceptions, jwt
-
-        form = parse_qs(body.decode("latin-1"))
-        assertion = (form.get("assertion") or [""])[0]
-        if (form.get("grant_type") or [""])[0] != "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            return _oauth_error("unsupported_grant_type")
-        try:
-            claims = jwt.decode(assertion, verify=False)  # type: ignore[no-untyped-call]
-            key = self._trusted.get(str(claims.get("iss")))
-            if key is None:
-                return _oauth_error("invalid_grant", "Invalid grant: account not found")
-            claims = jwt.decode(assertion, certs=[key.decode()])  # type: ignore[no-untyped-call]
-        except (exceptions.GoogleAuthError, ValueError):
-            return _oauth_error("invalid_grant", "Invalid JWT Signature.")
-        with self._lock:
-            self.token_requests.append(claims)
-        return _token_reply(self.issue_token())
-
-    def _metadata(self, path: str, headers: dict[str, str], query: str) -> Reply:
-        flavor = [(b"metadata-flavor", b"Google")]
-        if headers.get("metadata-flavor") != "Google":
-            return 403, b"Missing required header: Metadata-Flavor", flavor
-        sub = path.removeprefix("/computeMetadata/v1/")
-        if path == "/":
-            return 200, b"computeMetadata/\n", flavor
-        if sub == "project/project-id":
-            return 200, b"fake-gce-project", [*flavor, (b"content-type", b"text/plain")]
-        if sub.startswith("instance/service-accounts/default") and sub.endswith("/token"):
-            with self._lock:
-                self.token_requests.append({"metadata": True, "query": query})
-            return _token_reply(self.issue_token(), flavor)
-        if sub.rstrip("/") == "instance/service-accounts/default":
-            info = {
-                "email": "gce-sa@fake-gce-project.iam.gserviceaccount.com",
-                "aliases": ["default"],
-            }
-            info["scopes"] = ["https://www.googleapis.com/auth/cloud-platform"]
-            return 200, orjson.dumps(info), [*flavor, (b"content-type", b"application/json")]
-        return 404, b"Not Found", flavor
-
 
 def _take_options(doc: Any) -> dict[str, bool]:
     """Vertex's own config fields, checked and removed so the shared parser sees Gemini's."""
@@ -328,15 +255,3 @@ def _status(
     if details:
         error["details"] = details
     return code, orjson.dumps({"error": error}), []
-
-
-def _oauth_error(error: str, description: str = "") -> Reply:
-    body = orjson.dumps({"error": error, "error_description": description})
-    return 400, body, [(b"content-type", b"application/json")]
-
-
-def _token_reply(token: str, extra: list[tuple[bytes, bytes]] | None = None) -> Reply:
-    body = orjson.dumps(
-        {"access_token": token, "expires_in": TOKEN_LIFETIME_S, "token_type": "Bearer"}
-    )
-    return 200, body, [*(extra or []), (b"content-type", b"application/json")]

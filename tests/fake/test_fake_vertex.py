@@ -74,7 +74,7 @@ async def test_project_mode_with_a_service_account_signed_here(
     )
     assert call.authorization == f"Bearer {credentials.token}"
     assert call.user_project == "billing-project"
-    assert fake.vertex.token_requests[0]["iss"] == SA_EMAIL
+    assert fake.vertex.auth.token_requests[0]["iss"] == SA_EMAIL
 
 
 def test_the_fake_refuses_what_vertex_refuses(fake: FakeGemini) -> None:
@@ -82,7 +82,7 @@ def test_the_fake_refuses_what_vertex_refuses(fake: FakeGemini) -> None:
     express = f"/v1beta1/publishers/google/models/{GE2}"
     project = f"/v1beta1/projects/p/locations/global/publishers/google/models/{GE2}"
     body = {"content": {"parts": [{"text": "x"}]}}
-    token = fake.vertex.issue_token()
+    token = fake.vertex.auth.issue_token()
     bearer = {"authorization": f"Bearer {token}"}
     predict = http.post(
         f"{project}:predict", json={"instances": [{"content": "x"}]}, headers=bearer

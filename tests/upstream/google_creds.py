@@ -48,7 +48,7 @@ def _key_pair() -> tuple[bytes, bytes]:
 def service_account_file(directory: Path, fake: FakeGemini) -> Path:
     """A service-account key file whose token_uri is the fake's; the fake trusts its key."""
     private, public = _key_pair()
-    fake.vertex.trust(SA_EMAIL, public)
+    fake.vertex.auth.trust(SA_EMAIL, public)
     info = {
         "type": "service_account",
         "project_id": SA_PROJECT,

@@ -65,7 +65,7 @@ async def test_service_account_token_reaches_vertex_with_quota_project(
     )
     vectors = await upstream.embed([Content.of_text("hello")], PARAMS, 3072)
     assert vectors.shape == (1, 3072)
-    (grant,) = fake.vertex.token_requests  # the JWT the fake verified against the test's key
+    (grant,) = fake.vertex.auth.token_requests  # the JWT the fake verified against the test's key
     assert grant["iss"] == SA_EMAIL and "cloud-platform" in grant["scope"]
     (call,) = fake.vertex.calls
     assert call.path == (
@@ -81,20 +81,20 @@ async def test_token_is_refreshed_before_expiry_once_for_concurrent_calls(
 ) -> None:
     env.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_file(tmp_path, fake)))
     clock = Clock()
-    fake.vertex.clock = clock
+    fake.vertex.auth.clock = clock
     auth, project = load(fake, clock, project="my-project")
     settings = vertex_settings(project="my-project", max_concurrency=8)
     upstream = VertexUpstream(settings, auth, project, http_client=fake.async_httpx_client())
     contents = [Content.of_text(f"t{i}") for i in range(10)]
     await upstream.embed(contents, PARAMS, 3072)  # 10 concurrent calls, one token fetch
-    assert len(fake.vertex.token_requests) == 1
+    assert len(fake.vertex.auth.token_requests) == 1
     assert fake.vertex.tokens_seen == {"Bearer ya29.fake-1"}
     clock.now += 3000  # 10 minutes left: still used
     await upstream.embed(contents[:2], PARAMS, 3072)
-    assert len(fake.vertex.token_requests) == 1
+    assert len(fake.vertex.auth.token_requests) == 1
     clock.now += 400  # 3.3 minutes left: within the margin, so replaced before it is sent
     await asyncio.gather(*(upstream.embed([c], PARAMS, 3072) for c in contents))
-    assert len(fake.vertex.token_requests) == 2
+    assert len(fake.vertex.auth.token_requests) == 2
     assert {c.status for c in fake.vertex.calls} == {200}  # no call ever carried a stale token
     assert fake.vertex.calls[-1].authorization == "Bearer ya29.fake-2"
     assert fake.vertex.calls[-1].path.startswith("/v1beta1/projects/my-project/locations/global/")
@@ -109,7 +109,7 @@ async def test_revoked_token_is_replaced_after_one_401(
         vertex_settings(), auth, project, http_client=fake.async_httpx_client()
     )
     await upstream.embed([Content.of_text("a")], PARAMS, 3072)
-    fake.vertex.revoke("ya29.fake-1")
+    fake.vertex.auth.revoke("ya29.fake-1")
     await upstream.embed([Content.of_text("b")], PARAMS, 3072)
     assert [c.status for c in fake.vertex.calls] == [200, 401, 200]
     assert fake.vertex.calls[-1].authorization == "Bearer ya29.fake-2"
@@ -124,7 +124,7 @@ async def test_metadata_server_credentials(env: pytest.MonkeyPatch, fake: FakeGe
         vertex_settings(), auth, project, http_client=fake.async_httpx_client()
     )
     await upstream.embed([Content.of_text("a")], PARAMS, 3072)
-    assert fake.vertex.token_requests[0]["metadata"] is True
+    assert fake.vertex.auth.token_requests[0]["metadata"] is True
     assert fake.vertex.calls[0].authorization == "Bearer ya29.fake-1"
     assert fake.vertex.calls[0].project == "fake-gce-project"
 
