@@ -59,3 +59,39 @@ async def test_credentials_that_cannot_load_mean_cache_only_with_a_warning(
         answer = await http.post("/v1/embeddings", json=BODY)
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "cache_miss"
+
+
+async def test_the_offline_demo_on_the_vertex_provider(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "cache", upstream={"provider": "vertex", "fake": True})
+    app = create_app(settings, secrets=Secrets(None, frozenset()))
+    async with AsyncTestClient(app) as http:
+        first = await http.post("/v1/embeddings", json=BODY)
+        again = await http.post("/v1/embeddings", json=BODY)
+    assert first.status_code == 200 and first.headers["x-gateway-upstream"] == "fake"
+    assert again.headers["x-cache"] == "HIT"
+    assert app.state["services"].embedder.namespace == "fake/vertex"
+
+
+async def test_tokens_are_fetched_off_the_event_loop() -> None:
+    import asyncio
+    import datetime as dt
+    import threading
+
+    from gateway.upstream.auth import TokenAuth
+
+    class Recording:  # google-auth's Credentials interface, as TokenAuth uses it
+        token: str | None = None
+        expiry = None
+        quota_project_id = None
+        thread: int | None = None
+
+        def refresh(self, request: object) -> None:
+            self.thread = threading.get_ident()
+            self.token = "t"
+            self.expiry = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1)
+
+    credentials = Recording()
+    auth = TokenAuth(credentials, request=None)
+    headers = await asyncio.wait_for(auth.headers(), 5)
+    assert headers == {"authorization": "Bearer t"}
+    assert credentials.thread not in (None, threading.get_ident())
