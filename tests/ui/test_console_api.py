@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.fake import FakeGemini
 from tests.conftest import Gateway, make_app, make_settings
+from tests.ui.samples import NEAR_TEXT
 
 GE2 = "gemini-embedding-2"
 KEY = "sk-console-key"
@@ -53,6 +54,7 @@ async def test_stats_move_as_requests_flow_and_the_consoles_own_calls_are_not_co
     assert before["object"] == "console.stats"
     assert before["requests"] == 0
     assert before["lookups"] == {}
+    assert before["reuses"] == {}
     assert before["upstream"] == {
         "mode": "online",
         "breaker": "closed",
@@ -171,3 +173,18 @@ async def test_a_shared_tier_shows_its_state_and_counts_and_none_is_null(gateway
         "dropped_writes": 1,
         "last_error": "ConnectionError: refused",
     }
+
+
+async def test_near_duplicate_reuses_are_counted_by_stage_among_the_hits(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    settings = make_settings(tmp_path / "cache", near_duplicates={"text": True})
+    text = NEAR_TEXT * 2
+    async with AsyncTestClient(make_app(settings, fake)) as client:
+        for body in (text, text.replace("magna", "magnum", 1)):
+            reply = await client.post("/v1/embeddings", json={"model": GE2, "input": body})
+            assert reply.status_code == 200
+        assert reply.headers["x-cache-near"] == "1/1"
+        stats = (await client.get("/ui/api/stats")).json()
+    assert stats["lookups"] == {"miss": 1.0, "hit": 1.0}
+    assert stats["reuses"] == {"near": 1.0}

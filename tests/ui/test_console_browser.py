@@ -21,6 +21,7 @@ from PIL import Image
 
 from tests.e2e.processes import Server, serve_fake
 from tests.media_samples import mp4, pdf, wav
+from tests.ui.samples import NEAR_TEXT
 
 pytestmark = pytest.mark.e2e
 GE2 = "gemini-embedding-2"
@@ -91,7 +92,13 @@ def starting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[Server
     in a thread while the browser launches: a start is mostly imports."""
     where = tmp_path_factory.mktemp("console")
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(serve_fake, where, GATEWAY_API_KEYS=KEY, GATEWAY_LOG_FORMAT="json")
+        future = pool.submit(
+            serve_fake,
+            where,
+            GATEWAY_API_KEYS=KEY,
+            GATEWAY_LOG_FORMAT="json",
+            GATEWAY_NEAR_DUPLICATES_TEXT="true",  # texts of 160+ characters only
+        )
         try:
             yield future
         finally:
@@ -198,6 +205,21 @@ def test_the_playground_embeds_a_text_miss_then_hit_and_a_dropped_png(
     page.click("#pg-compare")
     expect(page.locator("#pg-cosine")).to_contain_text("cosine(A, B) = ")
     page.screenshot(path=screenshots / "playground.png", full_page=True)
+
+
+def test_a_near_duplicate_text_shows_near_in_the_playground_and_the_overview(
+    page: Page, server: Server
+) -> None:
+    text = NEAR_TEXT * 2
+    page.goto(f"{server.base}/ui#playground")
+    page.fill("#pg-text-a", text)
+    page.click("#pg-embed")
+    expect(page.locator("#pg-cache")).to_have_text("MISS")
+    page.fill("#pg-text-a", text.replace("magna", "magnum", 1))
+    page.click("#pg-embed")
+    expect(page.locator("#pg-cache")).to_have_text("NEAR")
+    page.goto(f"{server.base}/ui#overview")
+    expect(page.locator("#ov-hit-detail")).to_contain_text("1 near")
 
 
 def test_the_playground_embeds_audio_video_and_a_pdf(

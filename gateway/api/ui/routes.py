@@ -111,6 +111,7 @@ def build_stats(services: Services, timeline: Timeline) -> schema.Stats:
         requests=timeline.requests,
         errors=timeline.errors,
         lookups=by_label(metrics.lookups, "result"),
+        reuses=by_label(metrics.reuses, "stage"),
         saved_dollars=by_label(metrics.saved_dollars, "modality"),
         saved_tokens=by_label(metrics.saved_tokens, "modality"),
         hit_latency=schema.Latency(**latency),

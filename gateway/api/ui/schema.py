@@ -76,6 +76,10 @@ class Stats(msgspec.Struct):
     requests: int  # answered since start, the console's own calls aside
     errors: int
     lookups: dict[str, float]
+    # Hits served through another input's vector, by stage: canonical (same pixels or normalised
+    # text), near (a verified near duplicate), alias (a near match recorded before). Counted
+    # among the lookups' hits: exact byte hits are the hits minus these.
+    reuses: dict[str, float]
     saved_dollars: dict[str, float]
     saved_tokens: dict[str, float]
     hit_latency: Latency

@@ -132,16 +132,20 @@ async function refreshOverview() {
   previous = stats && stats.now < now.now ? stats : previous;
   stats = now;
   const lookups = now.lookups;
-  const hits = lookups.hit || 0;
-  const near = lookups.near || 0;
+  const hits = lookups.hit || 0; // exact, canonical and near reuses together
   const misses = lookups.miss || 0;
-  const looked = hits + near + misses;
+  const looked = hits + misses;
+  const reuses = now.reuses || {};
+  const near = (reuses.near || 0) + (reuses.alias || 0);
+  const canonical = reuses.canonical || 0;
   let rps = null;
   if (previous && now.now > previous.now) rps = (now.requests - previous.requests) / (now.now - previous.now);
   setText("ov-rps", rps === null ? "-" : rps.toFixed(rps < 10 ? 2 : 0));
   setText("ov-requests", now.requests + " requests since start, " + now.errors + " errors");
-  setText("ov-hit-ratio", looked ? pct((hits + near) / looked) : "-");
-  setText("ov-hit-detail", hits + " exact" + (near ? ", " + near + " near" : "") + ", " + misses + " misses");
+  setText("ov-hit-ratio", looked ? pct(hits / looked) : "-");
+  setText("ov-hit-detail", Math.max(0, hits - near - canonical) + " exact" +
+    (canonical ? ", " + canonical + " canonical" : "") + (near ? ", " + near + " near" : "") +
+    ", " + misses + " misses");
   setText("ov-saved", dollars(sum(now.saved_dollars)));
   const by = Object.entries(now.saved_dollars).filter(([, v]) => v > 0);
   setText("ov-saved-detail", by.length ? by.map(([m, v]) => m + " " + dollars(v)).join(", ") : "nothing served from the cache yet");
