@@ -45,7 +45,9 @@ def _key_pair() -> tuple[bytes, bytes]:
     return private, public
 
 
-def service_account_file(directory: Path, fake: FakeGemini) -> Path:
+def service_account_file(
+    directory: Path, fake: FakeGemini, *, token_uri: str = f"{FAKE_BASE_URL}/token"
+) -> Path:
     """A service-account key file whose token_uri is the fake's; the fake trusts its key."""
     private, public = _key_pair()
     fake.vertex.auth.trust(SA_EMAIL, public)
@@ -56,7 +58,7 @@ def service_account_file(directory: Path, fake: FakeGemini) -> Path:
         "private_key": private.decode(),
         "client_email": SA_EMAIL,
         "client_id": "1",
-        "token_uri": f"{FAKE_BASE_URL}/token",
+        "token_uri": token_uri,
     }
     path = directory / "service-account.json"
     path.write_text(json.dumps(info))
