@@ -39,9 +39,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def gateway_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One fake-upstream gateway for every recipe (per xdist worker): its base URL."""
+    """One fake-upstream gateway for every recipe (per xdist worker): its base URL. Client auth is
+    on, with the recipes' own key, so a request a recipe sends without its key fails the test."""
     where = tmp_path_factory.mktemp("recipes-gateway")
-    server: Server = serve_fake(where, GATEWAY_CACHE_DIR=str(where / "cache"))
+    env = {"GATEWAY_CACHE_DIR": str(where / "cache"), "GATEWAY_API_KEYS": "unused"}
+    server: Server = serve_fake(where, **env)
     try:
         yield server.base
     finally:

@@ -21,6 +21,7 @@ def test_the_chroma_recipe_finds_the_text_and_the_picture(
     gateway_base: str, photos: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CHROMA_OPENAI_API_KEY", "unused")  # the recipe's setdefault, undone after
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # Chroma would prefer it to its own
     namespace, printed = run_recipe("chroma", gateway_base)
     assert printed == printed_comments(snippet("chroma")) == ["fuji", "photos/bicycle.png"]
     pictures = namespace["pictures"]

@@ -11,7 +11,9 @@ from chromadb.config import Settings
 from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
 
 GATEWAY = "http://127.0.0.1:8080/v1"
-os.environ.setdefault("CHROMA_OPENAI_API_KEY", "unused")  # a client key when auth is on
+KEY = "unused"  # any value when auth is off; else a key from GATEWAY_API_KEYS
+auth = {"Authorization": f"Bearer {KEY}"}  # for the picture requests below
+os.environ.setdefault("CHROMA_OPENAI_API_KEY", KEY)  # Chroma 1.x reads the key from here
 # No dimensions=: this function sends it only for model names holding "text-embedding-3".
 embed = OpenAIEmbeddingFunction(model_name="gemini-embedding-2", api_base=GATEWAY)
 client = chromadb.EphemeralClient(Settings(anonymized_telemetry=False))
@@ -38,7 +40,7 @@ def embed_pictures(paths: list[str]) -> list[list[float]]:
         url = f"data:{mimetypes.guess_type(path)[0]};base64,{data}"
         parts.append({"type": "image_url", "image_url": {"url": url}})
     body = {"model": "gemini-embedding-2", "input": parts}  # 3072 dims, as `embed` gives
-    answer = httpx.post(f"{GATEWAY}/embeddings", json=body, timeout=60)
+    answer = httpx.post(f"{GATEWAY}/embeddings", json=body, headers=auth, timeout=60)
     answer.raise_for_status()
     return [item["embedding"] for item in answer.json()["data"]]
 

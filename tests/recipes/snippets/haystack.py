@@ -13,8 +13,10 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.utils import Secret
 
 GATEWAY = "http://127.0.0.1:8080/v1"
+KEY = "unused"  # any value when auth is off; else a key from GATEWAY_API_KEYS
+auth = {"Authorization": f"Bearer {KEY}"}  # for the picture requests below
 common = {
-    "api_key": Secret.from_token("unused"),  # a client key when the gateway's auth is on
+    "api_key": Secret.from_token(KEY),
     "model": "gemini-embedding-2",
     "api_base_url": GATEWAY,
     "dimensions": 768,
@@ -58,7 +60,7 @@ class GatewayImageEmbedder:
             url = f"data:{mimetypes.guess_type(path)[0]};base64,{data}"
             parts.append({"type": "image_url", "image_url": {"url": url}})
         body = {"model": "gemini-embedding-2", "input": parts, "dimensions": 768}
-        answer = httpx.post(f"{GATEWAY}/embeddings", json=body, timeout=60)
+        answer = httpx.post(f"{GATEWAY}/embeddings", json=body, headers=auth, timeout=60)
         answer.raise_for_status()
         vectors = [item["embedding"] for item in answer.json()["data"]]
         return {

@@ -10,8 +10,10 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import OpenAIEmbeddings
 
 GATEWAY = "http://127.0.0.1:8080/v1"
+KEY = "unused"  # any value when auth is off; else a key from GATEWAY_API_KEYS
+auth = {"Authorization": f"Bearer {KEY}"}  # for the picture requests below
 embeddings = OpenAIEmbeddings(
-    model="gemini-embedding-2", base_url=GATEWAY, api_key="unused", dimensions=768
+    model="gemini-embedding-2", base_url=GATEWAY, api_key=KEY, dimensions=768
 )
 texts = InMemoryVectorStore(embeddings)
 texts.add_texts(
@@ -36,7 +38,7 @@ class PictureEmbeddings(Embeddings):
             url = f"data:{mimetypes.guess_type(path)[0]};base64,{data}"
             parts.append({"type": "image_url", "image_url": {"url": url}})
         body = {"model": "gemini-embedding-2", "input": parts, "dimensions": 768}
-        answer = httpx.post(f"{GATEWAY}/embeddings", json=body, timeout=60)
+        answer = httpx.post(f"{GATEWAY}/embeddings", json=body, headers=auth, timeout=60)
         answer.raise_for_status()
         return [item["embedding"] for item in answer.json()["data"]]
 

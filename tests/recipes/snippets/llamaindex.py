@@ -12,8 +12,10 @@ from llama_index.core.schema import ImageDocument
 from llama_index.embeddings.openai import OpenAIEmbedding
 
 GATEWAY = "http://127.0.0.1:8080/v1"
+KEY = "unused"  # any value when auth is off; else a key from GATEWAY_API_KEYS
+auth = {"Authorization": f"Bearer {KEY}"}  # for the picture requests below
 Settings.embed_model = OpenAIEmbedding(
-    model_name="gemini-embedding-2", api_base=GATEWAY, api_key="unused", dimensions=768
+    model_name="gemini-embedding-2", api_base=GATEWAY, api_key=KEY, dimensions=768
 )
 
 index = VectorStoreIndex.from_documents(
@@ -33,7 +35,7 @@ class GatewayEmbedding(MultiModalEmbedding):
 
     def _embed(self, item: object) -> list[float]:
         body = {"model": "gemini-embedding-2", "input": [item], "dimensions": 768}
-        answer = httpx.post(f"{GATEWAY}/embeddings", json=body, timeout=60)
+        answer = httpx.post(f"{GATEWAY}/embeddings", json=body, headers=auth, timeout=60)
         answer.raise_for_status()
         return answer.json()["data"][0]["embedding"]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from openai import OpenAI
 from qdrant_client import QdrantClient, models
 
-gateway = OpenAI(base_url="http://127.0.0.1:8080/v1", api_key="unused")
+KEY = "unused"  # any value when auth is off; else a key from GATEWAY_API_KEYS
+gateway = OpenAI(base_url="http://127.0.0.1:8080/v1", api_key=KEY)
 qdrant = QdrantClient(":memory:")  # or QdrantClient(path="qdrant-data"), or a server's url=
 
 
