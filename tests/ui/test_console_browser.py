@@ -19,6 +19,7 @@ import openai
 import pytest
 from PIL import Image
 
+from tests.cache.redis_server import RedisServer
 from tests.e2e.processes import Server, serve_fake
 from tests.media_samples import mp4, pdf, wav
 from tests.ui.samples import NEAR_TEXT
@@ -87,9 +88,20 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def starting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[Server]]:
-    """The one server, with client keys (the page's login is part of what is tested); it starts
-    in a thread while the browser launches: a start is mostly imports."""
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The fleet tier the overview shows (a failure under CI when redis-server is missing)."""
+    server = RedisServer(tmp_path_factory.mktemp("console-redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def starting(
+    tmp_path_factory: pytest.TempPathFactory, redis: RedisServer
+) -> Iterator[Future[Server]]:
+    """The one server, with client keys (the page's login is part of what is tested), near
+    reuse for long texts and a shared tier; it starts in a thread while the browser launches."""
     where = tmp_path_factory.mktemp("console")
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(
@@ -98,6 +110,7 @@ def starting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[Server
             GATEWAY_API_KEYS=KEY,
             GATEWAY_LOG_FORMAT="json",
             GATEWAY_NEAR_DUPLICATES_TEXT="true",  # texts of 160+ characters only
+            GATEWAY_SHARED_URL=redis.url,
         )
         try:
             yield future
@@ -176,6 +189,8 @@ def test_overview_numbers_move_after_openai_sdk_requests(
     expect(page.locator("#ov-saved")).not_to_have_text(saved)
     assert page.locator("#ov-hit-detail").inner_text().startswith(("3 exact", "4 exact"))
     expect(page.locator("#ov-breaker")).to_have_text("closed")
+    expect(page.locator("#ov-shared")).to_have_text("ok")  # the fleet tier answers
+    expect(page.locator("#ov-shared-detail")).to_contain_text("0 errors")
     expect(page.locator("#ov-mode")).to_have_text("upstream: fake")
     page.keyboard.press("Tab")  # the views are keyboard reachable: the first stop is the nav
     assert page.evaluate("document.activeElement.closest('nav') !== null")
