@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import msgspec
@@ -23,6 +24,7 @@ from gateway.content.model import Content, EmbedParams, estimate_tokens
 from gateway.core.vectors import is_valid_vector
 from gateway.errors import CacheMiss, GatewayError, UpstreamError, UpstreamRejected
 from gateway.observability.logs import flush_logs
+from gateway.similar.service import Probe, SimilarInputs
 from gateway.upstream.outcome import Failure
 from gateway.upstream.scheduler import Scheduler
 
@@ -40,6 +42,7 @@ class Embedded(msgspec.Struct, frozen=True, gc=False):
     misses: int
     keys: list[bytes]
     unstored: int = 0
+    near: tuple[tuple[int, float], ...] = ()  # (input index, similarity) served near
 
 
 class EmbedObserver(Protocol):
@@ -55,6 +58,9 @@ class EmbedObserver(Protocol):
 
     def fetched(self, seconds: float) -> None: ...
 
+    def reused(self, spec: ModelSpec, reuses: Sequence[tuple[Content, str, float]]) -> None:
+        """Inputs served through another key's vector: (content, stage, similarity)."""
+
 
 class Embedder:
     """Serves every input from the cache when it can and sends only unique misses upstream."""
@@ -67,6 +73,10 @@ class Embedder:
         self.scheduler = scheduler
         self.namespace = namespace
         self.observer: EmbedObserver | None = None
+        self.similar: SimilarInputs | None = None  # [near_duplicates]: only when a stage is on
+        if settings.near_duplicates.enabled:
+            path = Path(cache.directory) / "similar" / "near.sqlite3"
+            self.similar = SimilarInputs(settings.near_duplicates, path, writes=not cache.read_only)
 
     @property
     def online(self) -> bool:
@@ -91,9 +101,15 @@ class Embedder:
         )
 
     async def embed(
-        self, contents: Sequence[Content], spec: ModelSpec, params: EmbedParams
+        self,
+        contents: Sequence[Content],
+        spec: ModelSpec,
+        params: EmbedParams,
+        *,
+        near: bool | None = None,
     ) -> Embedded:
-        """Full vectors (n, fetched dims) for `contents`, in order."""
+        """Full vectors (n, fetched dims) for `contents`, in order; `near` is the request's
+        near-duplicate switch (None: the deployment's default)."""
         keys = await self._keys(contents, params)
         unique: dict[bytes, int] = {}
         for index, key in enumerate(keys):
@@ -108,6 +124,12 @@ class Embedder:
             # `embed`, so a key is seen either here or in flight there: never fetched twice.
             found.update(self.cache.get_hot(missing))
             missing = {k: c for k, c in missing.items() if k not in found}
+        probe = None
+        if missing and self.similar is not None:
+            probe, missing = await self._similar(self.similar, missing, params, near, found)
+        near_items: tuple[tuple[int, float], ...] = ()
+        if probe is not None and probe.reused:
+            near_items = self._reused(spec, contents, keys, probe)
         observer = self.observer
         if observer is not None:
             observer.looked_up(spec, contents, keys, found)
@@ -122,6 +144,8 @@ class Embedder:
             if not_stored:
                 unstored = sum(1 for key in keys if key in not_stored)
                 flush_logs()  # the write failure's warning goes out now, not with the next batch
+            if probe is not None and self.similar is not None:
+                await self.similar.learn(probe, set(missing) - not_stored, params)
         hits = sum(1 for key in keys if key not in missing)
         if len(keys) == 1:
             vectors = found[keys[0]].vector[None, :]
@@ -129,7 +153,53 @@ class Embedder:
             vectors = np.stack([found[key].vector for key in keys]) if keys else _empty(spec)
         tokens = [found[key].tokens for key in keys]
         misses = len(keys) - hits
-        return Embedded(vectors, tokens, hits=hits, misses=misses, keys=keys, unstored=unstored)
+        return Embedded(
+            vectors, tokens, hits=hits, misses=misses, keys=keys, unstored=unstored, near=near_items
+        )
+
+    async def _similar(
+        self,
+        similar: SimilarInputs,
+        missing: dict[bytes, Content],
+        params: EmbedParams,
+        near: bool | None,
+        found: dict[bytes, Cached],
+    ) -> tuple[Probe, dict[bytes, Content]]:
+        """Serve what canonical and near aliases can into `found`; the probe and what is left."""
+        probe = await similar.find(missing, params, similar.allowed(near))
+        targets = {reuse.target for reuse in probe.reused.values()}
+        if targets:
+            stored = await self.cache.get_many(targets)
+            for key, reuse in list(probe.reused.items()):
+                if reuse.target in stored:
+                    found[key] = stored[reuse.target]
+                else:  # the matched vector was evicted: this input goes upstream
+                    del probe.reused[key]
+        # As above: what another request stored meanwhile is served, not fetched twice.
+        found.update(self.cache.get_hot(k for k in missing if k not in found))
+        return probe, {k: c for k, c in missing.items() if k not in found}
+
+    def _reused(
+        self,
+        spec: ModelSpec,
+        contents: Sequence[Content],
+        keys: list[bytes],
+        probe: Probe,
+    ) -> tuple[tuple[int, float], ...]:
+        """Tell the observer what was reused; the near items, by input index."""
+        reused = probe.reused
+        near = tuple(
+            (i, reused[k].similarity)
+            for i, k in enumerate(keys)
+            if k in reused and reused[k].stage != "canonical"
+        )
+        if self.observer is not None:
+            seen = {k: i for i, k in enumerate(keys) if k in reused}
+            entries = [
+                (contents[i], reused[k].stage, reused[k].similarity) for k, i in seen.items()
+            ]
+            self.observer.reused(spec, entries)
+        return near
 
     async def _keys(self, contents: Sequence[Content], params: EmbedParams) -> list[bytes]:
         if sum(c.payload_bytes for c in contents) < _HASH_OFF_LOOP_BYTES:

@@ -37,7 +37,7 @@ class NearDuplicateSettings(Section, frozen=True):
     image: bool = False  # near-duplicate screenshots/images may be reused
     text: bool = False  # near-duplicate texts may be reused
     default_on: bool = True  # a request that says nothing gets the modalities allowed above
-    max_changed_fraction: Fraction = 0.002
+    max_changed_fraction: Fraction = 0.0005
     pixel_tolerance: Annotated[int, Meta(ge=0, le=255)] = 16  # grey levels that are noise
     thumbnail_side: Annotated[int, Meta(ge=16, le=1024)] = 256  # long side kept for verifying
     image_radius: Bits = 48  # of 256 dHash bits: candidates only, the thumbnails decide

@@ -22,7 +22,7 @@ from gateway.api.http.raw_response import RawJSON, read_body
 from gateway.config import ModelSpec
 from gateway.content.model import Content, EmbedParams, estimate_tokens
 from gateway.embedder import Embedded
-from gateway.errors import CacheMiss, ModelNotFound, NotFound, UpstreamRejected
+from gateway.errors import CacheMiss, InvalidRequest, ModelNotFound, NotFound, UpstreamRejected
 from gateway.observability.request_log import request_state
 
 _METHODS = ("batchEmbedContents", "embedContent")
@@ -126,16 +126,17 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
     items = await parse_request(body, method, model, spec, services.settings)
     state = request_state(request.scope)
     state.update(model=spec.id, inputs=len(items))
-    served = await embed_items(items, spec, services)
+    near = near_switch(request.headers.get("x-gateway-near-duplicate"))
+    served = await embed_items(items, spec, services, near=near)
     state.update(hits=served.hits, misses=served.misses)
     if method == "embedContent":
         payload = _encode(SingleResponse(Values(served.rows[0])))
     else:
         metadata = usage([item.content for item in items], served.tokens)
         payload = _encode(BatchResponse([Values(r) for r in served.rows], metadata))
-    headers = cache_headers(served.hits, len(items), served.unstored)
+    headers = cache_headers(served.hits, len(items), served.unstored, sorted(served.near))
     response = RawJSON(payload, headers=headers)
-    if memo_key:
+    if memo_key and not served.near:  # a replay would not say which inputs were near
         contents = [item.content for item in items]
         memo.remember(memo_key, response, spec, contents, served.tokens, services.metrics)
     return response
@@ -166,9 +167,23 @@ class Served(msgspec.Struct, gc=False):
     hits: int
     misses: int
     unstored: int = 0
+    near: list[tuple[int, float]] = msgspec.field(default_factory=list)
 
 
-async def embed_items(items: Sequence[WireItem], spec: ModelSpec, services: Services) -> Served:
+def near_switch(value: str | None) -> bool | None:
+    """The `x-gateway-near-duplicate: on | off` header; None when absent."""
+    if value is None:
+        return None
+    if value.strip().lower() not in ("on", "off"):
+        raise InvalidRequest(
+            "x-gateway-near-duplicate must be `on` or `off`", param="x-gateway-near-duplicate"
+        )
+    return value.strip().lower() == "on"
+
+
+async def embed_items(
+    items: Sequence[WireItem], spec: ModelSpec, services: Services, *, near: bool | None = None
+) -> Served:
     """Embed every item; requests with different taskType/title go as concurrent groups."""
     embedder = services.embedder
     groups = _groups(items, spec, services)
@@ -176,7 +191,7 @@ async def embed_items(items: Sequence[WireItem], spec: ModelSpec, services: Serv
 
     async def embed_group(contents: list[Content], params: EmbedParams, at: list[int]) -> Embedded:
         try:
-            return await embedder.embed(contents, spec, params)
+            return await embedder.embed(contents, spec, params, near=near)
         except (UpstreamRejected, CacheMiss) as exc:
             raise _in_request_terms(exc, at) from exc
 
@@ -188,6 +203,7 @@ async def embed_items(items: Sequence[WireItem], spec: ModelSpec, services: Serv
         served.hits += result.hits
         served.misses += result.misses
         served.unstored += result.unstored
+        served.near += [(indices[position], similarity) for position, similarity in result.near]
         by_dims: dict[int, list[int]] = {}
         for position, index in enumerate(indices):
             served.tokens[index] = result.tokens[position]

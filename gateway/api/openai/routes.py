@@ -35,6 +35,7 @@ class EmbeddingsRequest(msgspec.Struct, kw_only=True):
     task_type: str | None = None
     input_type: str | None = None
     title: str | None = None
+    near_duplicate: bool | None = None
     user: Any = None
 
 
@@ -172,7 +173,7 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
         params = embedder.params(spec, task_type=task, title=req.title, dims=dims)
     state = request_state(request.scope)
     state.update(model=spec.id, inputs=len(contents))
-    result = await embedder.embed(contents, spec, params)
+    result = await embedder.embed(contents, spec, params, near=req.near_duplicate)
     state.update(hits=result.hits, misses=result.misses)
     rows = services.views.rows(result.keys, result.vectors, dims, dtype, encoding)
     tokens = sum(result.tokens)
@@ -182,12 +183,12 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
         model=spec.id,
         usage=Usage(tokens, tokens),
     )
-    headers = cache_headers(result.hits, len(contents), result.unstored)
+    headers = cache_headers(result.hits, len(contents), result.unstored, result.near)
     if any(part.kind == "text" for content in contents for part in content.parts):
         # Media tokens follow Google's published rates; text is estimated (4 UTF-8 bytes a token).
         headers.append(("x-usage-estimated", "text"))
     response = RawJSON(_encode(body), headers=headers)
-    if memo_key:
+    if memo_key and not result.near:  # a replay would not say which inputs were near
         memo.remember(memo_key, response, spec, contents, result.tokens, services.metrics)
     return response
 

@@ -172,6 +172,13 @@ class CreateEmbeddingRequest(msgspec.Struct, kw_only=True):
     task_type: TaskType | None = None
     input_type: Literal["query", "document"] | None = None
     title: str | None = None
+    near_duplicate: Annotated[
+        bool | None,
+        Meta(
+            description="Near-duplicate reuse for this request: false never serves a near match;"
+            " true asks for it where [near_duplicates] allows it; absent: the deployment default."
+        ),
+    ] = None
     user: Annotated[Any, Meta(description="Accepted and ignored (never logged).")] = msgspec.UNSET
 
 

@@ -1,0 +1,1 @@
+"""Similar inputs: canonical keys beside the byte keys, and near-duplicate reuse that verifies."""

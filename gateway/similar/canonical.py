@@ -1,0 +1,84 @@
+"""Canonical identity: what the model sees, keyed losslessly (decoded pixels, normalised text).
+
+A canonical key is an alias beside the byte key, never a new byte key: switching a stage on adds
+aliases, switching it off stops reading them, and no stored vector changes meaning.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+from typing import TYPE_CHECKING
+
+import blake3
+
+from gateway.content.keys import content_key
+from gateway.content.model import Content, EmbedParams, Part
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+CANON_VERSION = b"gw-canon-v1"
+_TRAILING = re.compile(r"[ \t\f\v]+$", re.MULTILINE)
+# Decoded pixels, not bytes: more than this many is a decompression bomb, not a screenshot.
+MAX_PIXELS = 64 * 1024 * 1024
+
+
+def canonical_text(text: str, level: str) -> str:
+    """`none`: as given; `whitespace`: LF line endings, no trailing blanks per line; `nfc`: both,
+    then Unicode NFC."""
+    if level == "none":
+        return text
+    text = _TRAILING.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return unicodedata.normalize("NFC", text) if level == "nfc" else text
+
+
+def decode_image(data: bytes) -> Image:
+    """The decoded image (Pillow, imported only when a byte key missed and a stage is on)."""
+    from PIL import Image as PILImage
+
+    PILImage.MAX_IMAGE_PIXELS = MAX_PIXELS
+    image = PILImage.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def pixel_bytes(image: Image) -> bytes:
+    """Mode, size, palette and pixel bytes: equal exactly when the decoded images are equal."""
+    palette = image.getpalette() if image.mode == "P" else None
+    head = f"{image.mode}:{image.width}x{image.height}:".encode()
+    return head + (bytes(palette) if palette else b"") + b":" + image.tobytes()
+
+
+def canonical_key(
+    content: Content,
+    params: EmbedParams,
+    text_level: str,
+    images: dict[int, Image] | None,
+) -> bytes | None:
+    """The alias key of `content` under the stages on, or None when no stage changes anything.
+
+    `images` maps part index -> decoded image, for the pixel stage (None: the stage is off)."""
+    parts: list[Part] = []
+    stages: list[bytes] = []
+    for index, part in enumerate(content.parts):
+        if part.kind == "text" and text_level != "none":
+            parts.append(Part.of_text(canonical_text(part.text, text_level)))
+            stages.append(b"text:" + text_level.encode())
+        elif images is not None and index in images:
+            pixels = pixel_bytes(images[index])
+            parts.append(Part(kind="image", mime_type="image/x-pixels", data=pixels))
+            stages.append(b"pixels")
+        else:
+            parts.append(part)
+    if not stages:
+        return None
+    inner = content_key(Content(parts=tuple(parts)), params)
+    tag = b",".join(sorted(set(stages)))
+    return blake3.blake3(CANON_VERSION + len(tag).to_bytes(2, "little") + tag + inner).digest()
+
+
+def scope_of(params: EmbedParams) -> bytes:
+    """The parameters' digest: near matches are looked for only among inputs with the same."""
+    return content_key(Content(parts=()), params)
