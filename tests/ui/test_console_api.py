@@ -188,3 +188,17 @@ async def test_near_duplicate_reuses_are_counted_by_stage_among_the_hits(
         stats = (await client.get("/ui/api/stats")).json()
     assert stats["lookups"] == {"miss": 1.0, "hit": 1.0}
     assert stats["reuses"] == {"near": 1.0}
+
+
+async def test_an_open_breaker_and_upstream_errors_show_in_the_stats(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    settings = make_settings(tmp_path / "cache", upstream={"breaker_failures": 1, "max_retries": 0})
+    async with AsyncTestClient(make_app(settings, fake)) as client:
+        fake.fail_next(500, times=5)
+        failed = await client.post("/v1/embeddings", json={"model": GE2, "input": "down"})
+        assert failed.status_code >= 500
+        stats = (await client.get("/ui/api/stats")).json()
+    assert stats["upstream"]["breaker"] == "open"
+    assert stats["upstream"]["errors"] >= 1
+    assert stats["errors"] == 1  # the 5xx the caller got
