@@ -201,5 +201,7 @@ def connect_vertex(
     except CredentialsError as exc:
         log.warning("running cache-only; misses answer 503", reason=str(exc))
         return None
-    log.info("vertex upstream", mode="express" if auth.express else "adc", project=project or None)
-    return VertexUpstream(settings, auth, project, http_client=http_client)
+    upstream = VertexUpstream(settings, auth, project, http_client=http_client)
+    mode = "express" if auth.express else "adc"
+    log.info("vertex upstream", mode=mode, project=project or None, url=upstream.url("{model}"))
+    return upstream
