@@ -155,8 +155,6 @@ class Timeline:
         if path.startswith(CONSOLE_PREFIX):
             return
         now = self._clock()
-        if now >= self._step_end:
-            self._close_step(now)
         point = self._current
         point.requests += 1
         self.requests += 1
@@ -171,6 +169,10 @@ class Timeline:
         # TAIL_FIELDS of them when someone reads.
         method: str = scope["method"]  # type: ignore[typeddict-item]  # finishers see HTTP only
         self.tail.append((now, method, path, status, seconds, state.copy()))
+        if now >= self._step_end:
+            # Closed after counting this request: its lookups are already in the counters the
+            # step's figures are read from, so the step gets the request too.
+            self._close_step(now)
 
     def tick(self) -> None:
         """Close the current step when its time is up (the readers call this; requests too)."""

@@ -9,7 +9,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from gateway.api.ui.routes import STATE_KEY
 from gateway.fake import FakeGemini
+from gateway.observability.timeline import Timeline
 from tests.conftest import Gateway, make_app, make_settings
 from tests.ui.samples import NEAR_TEXT
 
@@ -202,3 +204,32 @@ async def test_an_open_breaker_and_upstream_errors_show_in_the_stats(
     assert stats["upstream"]["breaker"] == "open"
     assert stats["upstream"]["errors"] >= 1
     assert stats["errors"] == 1  # the 5xx the caller got
+
+
+async def test_the_last_hour_comes_as_points_of_what_each_step_saw(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    app = make_app(make_settings(tmp_path / "cache"), fake)
+    services = app.state["services"]
+    now = [5000.0]
+    timeline = Timeline(services.metrics, lambda: 0, clock=lambda: now[0], wall=lambda: now[0])
+    services.metrics.on_request[:] = [timeline.request_done]
+    app.state[STATE_KEY] = timeline
+    async with AsyncTestClient(app) as client:
+        for _ in range(3):
+            await client.post("/v1/embeddings", json={"model": GE2, "input": "a point"})
+        now[0] += 10.0
+        # The first request to finish after the step's end closes it, and counts in it: its
+        # lookups are in the counters the step is read from.
+        await client.post("/v1/embeddings", json={"model": GE2, "input": "a point"})
+        await client.post("/v1/embeddings", json={"model": GE2, "input": "another"})
+        now[0] += 10.0
+        series = (await client.get("/ui/api/stats")).json()["series"]
+    first, second = series
+    assert (first["t"], first["seconds"], first["requests"]) == (5010.0, 10.0, 4)
+    assert first["lookups"] == {"miss": 1.0, "hit": 3.0}
+    assert first["upstream_items"] == 1
+    assert first["saved_dollars"]["text"] > 0
+    assert first["hit_p50_ms"] is not None
+    assert (second["t"], second["requests"], second["lookups"]) == (5020.0, 1, {"miss": 1.0})
+    assert second["upstream_items"] == 1
