@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import openai
 import pytest
-from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
 from litestar.testing import TestClient
 
 from gateway.config import load_settings
@@ -41,6 +40,9 @@ def test_an_openai_alias_lets_chroma_send_dimensions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The README's way round Chroma's dimensions trap: alias text-embedding-3-small, then 768."""
+    # Imported here: every xdist worker collects every module, and chromadb takes ~1 s to import.
+    from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
+
     config = tmp_path / "config.toml"
     config.write_text(
         '[[models]]\nid = "gemini-embedding-2"\naliases = ["text-embedding-3-small"]\n'

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from qdrant_client import QdrantClient, models
 
 from gateway.fake import vectors as fake_vectors
 from gateway.fake.records import FakePart
@@ -54,6 +53,9 @@ def test_the_qdrant_recipe_finds_the_text_the_codes_and_the_picture(
 
 def test_local_mode_drops_quantization_config_as_the_readme_says() -> None:
     """Why the recipe sends uint8 codes itself: Qdrant's own quantisation needs its server."""
+    # Imported here: every xdist worker collects every module, and qdrant_client is slow to import.
+    from qdrant_client import QdrantClient, models
+
     qdrant = QdrantClient(":memory:")
     binary = models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
     params = models.VectorParams(size=8, distance=models.Distance.COSINE)
