@@ -157,3 +157,95 @@ def image_pairs(count: int = 60) -> Iterator[tuple[str, Frame, Frame]]:
         else:
             changed = replace(base, extra=((230, 132 + 24 * (n % 20), "ERROR: payment failed"),))
         yield kind, base, changed
+
+
+_NAMES = ("Alice", "Bob", "Carmen", "Deepak", "Elena", "Farid", "Grace", "Hiro")
+_THINGS = ("billing", "shipping", "payroll", "inventory", "security", "latency", "storage")
+_UNITS = (("km", "mi"), ("ms", "s"), ("kg", "lb"), ("MB", "GB"), ("mg", "g"))
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
+_FILLER = (
+    " The notes from the meeting were shared with everyone on the mailing list, and the"
+    " questions raised during the discussion will be collected in the usual shared document"
+    " so that the people who could not attend can read the answers at their own pace."
+)
+
+
+def _paragraph(slots: dict[str, str], long: bool) -> str:
+    text = (
+        "{a} reviewed the {thing} report on {day} and found that the measured value was {n} {unit}"
+        " {cmp} the target. The team will approve the release after {a} and {b} sign off, and"
+        " the rollout can proceed next week if the {thing} checks pass."
+    ).format(**slots)
+    return text + _FILLER if long else text
+
+
+def text_pairs(count: int = 240, seed: int = 2) -> Iterator[tuple[str, str, str]]:
+    """(kind, base, changed) text pairs that differ in meaning by a small edit."""
+    rng = random.Random(seed)
+    kinds = (
+        "negation", "number", "unit", "entity", "noun", "date", "order", "comparison",
+        "modal-negation",
+    )  # fmt: skip
+    for n in range(count):
+        a, b = rng.sample(_NAMES, 2)
+        unit, other_unit = rng.choice(_UNITS)
+        slots = {
+            "a": a, "b": b, "thing": rng.choice(_THINGS), "day": rng.choice(_DAYS),
+            "n": str(rng.randint(2, 900)), "unit": unit, "cmp": rng.choice(("above", "below")),
+        }  # fmt: skip
+        long = n % 3 == 0
+        base = _paragraph(slots, long)
+        kind = kinds[n % len(kinds)]
+        if kind == "negation":
+            changed = base.replace("value was", "value was not", 1)
+        elif kind == "modal-negation":
+            changed = base.replace("The team will approve", "The team won't approve", 1)
+        elif kind == "number":
+            changed = _paragraph({**slots, "n": str(int(slots["n"]) + 1)}, long)
+        elif kind == "unit":
+            changed = _paragraph({**slots, "unit": other_unit}, long)
+        elif kind == "entity":
+            other = next(x for x in _NAMES if x not in (a, b))
+            changed = _paragraph({**slots, "b": other}, long)
+        elif kind == "noun":
+            other = next(x for x in _THINGS if x != slots["thing"])
+            changed = base.replace(f"the {slots['thing']} checks", f"the {other} checks", 1)
+        elif kind == "date":
+            other = _DAYS[(_DAYS.index(slots["day"]) + 1) % len(_DAYS)]
+            changed = _paragraph({**slots, "day": other}, long)
+        elif kind == "order":
+            changed = base.replace(f"after {a} and {b}", f"after {b} and {a}", 1)
+        else:
+            flipped = "below" if slots["cmp"] == "above" else "above"
+            changed = _paragraph({**slots, "cmp": flipped}, long)
+        assert changed != base, kind
+        yield kind, base, changed
+
+
+def benign_text_pairs(count: int = 120, seed: int = 3) -> Iterator[tuple[str, str, str]]:
+    """(kind, base, changed) pairs that mean the same: cosmetic bytes, punctuation, a typo."""
+    import unicodedata
+
+    rng = random.Random(seed)
+    kinds = ("crlf", "trailing", "nfd", "punctuation", "typo", "spaces")
+    for n in range(count):
+        a, b = rng.sample(_NAMES, 2)
+        slots = {
+            "a": a, "b": b, "thing": rng.choice(_THINGS), "day": rng.choice(_DAYS),
+            "n": str(rng.randint(2, 900)), "unit": "km", "cmp": "above",
+        }  # fmt: skip
+        base = _paragraph(slots, n % 2 == 0).replace(". The team", ".\nThe café team")
+        kind = kinds[n % len(kinds)]
+        if kind == "crlf":
+            changed = base.replace("\n", "\r\n")
+        elif kind == "trailing":
+            changed = base.replace("\n", "   \n") + "  "
+        elif kind == "nfd":
+            changed = unicodedata.normalize("NFD", base)
+        elif kind == "punctuation":
+            changed = base.replace(" and found", ", and found", 1)
+        elif kind == "typo":
+            changed = base.replace("reviewed", "reveiwed", 1)
+        else:
+            changed = base.replace(" the ", "  the ", 2)
+        yield kind, base, changed

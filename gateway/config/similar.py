@@ -45,6 +45,7 @@ class NearDuplicateSettings(Section, frozen=True):
     candidates: Annotated[int, Meta(ge=1, le=64)] = 8  # nearest fingerprints verified
     min_similarity: Annotated[float, Meta(ge=0.5, le=1)] = 0.98  # token edit ratio
     min_chars: Annotated[int, Meta(ge=1, le=1_000_000)] = 160
+    min_word_similarity: Annotated[float, Meta(ge=0.5, le=1)] = 0.8  # a changed word: a typo fix
     critical_capitalized: bool = True  # capitalised words (names, places) must match too
     critical_words: tuple[str, ...] = DEFAULT_CRITICAL_WORDS
 

@@ -22,6 +22,7 @@ _NEGATIONS = frozenset((
     "cannot", "isnt", "dont", "doesnt", "wont", "cant", "non",
 ))  # fmt: skip
 _NUMBER = re.compile(r"\d")
+_MIN_VARIANT = 5  # shorter words have no safe spelling variants: form/from, then/than
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -80,7 +81,31 @@ def compare_texts(a: TextPrint, b: TextPrint, s: NearDuplicateSettings) -> Verdi
         return Verdict(False, similarity, f"similarity {similarity:.4f} < {s.min_similarity}")
     if critical(ta, s) != critical(tb, s):
         return Verdict(False, similarity, "critical tokens differ (numbers, negations, names)")
+    changed = _word_change(matcher, ta, tb, s.min_word_similarity)
+    if changed:
+        return Verdict(False, similarity, changed)
     return Verdict(True, similarity, f"similarity {similarity:.4f} >= {s.min_similarity}")
+
+
+def _word_change(
+    matcher: difflib.SequenceMatcher[str], ta: list[str], tb: list[str], min_word: float
+) -> str:
+    """Why the edits are more than punctuation and spelling, or "" when they are not: a word
+    added, removed, or replaced by one that is not a spelling variant of it (>= `min_word` alike,
+    both at least _MIN_VARIANT characters), so "cat" -> "dog" is refused however long the text."""
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        old = [t for t in ta[a0:a1] if t[0].isalnum()]
+        new = [t for t in tb[b0:b1] if t[0].isalnum()]
+        if len(old) != len(new):
+            return "a word was added or removed"
+        for x, y in zip(old, new, strict=True):
+            if min(len(x), len(y)) < _MIN_VARIANT:
+                return f"a short word changed ({len(x)} letters)"
+            if difflib.SequenceMatcher(None, x.casefold(), y.casefold()).ratio() < min_word:
+                return "a word was replaced by another word"
+    return ""
 
 
 def compare(

@@ -1,0 +1,55 @@
+"""The adversarial sets: small edits that change the meaning are never reused at the defaults;
+the benign ones are."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.near_sets import benign_text_pairs, image_pairs, text_pairs
+from gateway.config.similar import NearDuplicateSettings
+from gateway.similar.fingerprint import hamming, image_print, text_print
+from gateway.similar.verify import compare_images, compare_texts
+from tests.similar.screens import image
+
+DEFAULTS = NearDuplicateSettings()
+
+
+def test_no_meaningful_text_edit_is_reused() -> None:
+    pairs = list(text_pairs(240))
+    reused = [
+        kind for kind, a, b in pairs if compare_texts(text_print(b), text_print(a), DEFAULTS).ok
+    ]
+    assert len(pairs) >= 200 and reused == []
+
+
+def test_cosmetic_and_spelling_edits_are_reused_and_found() -> None:
+    for kind, a, b in benign_text_pairs(60):
+        pa, pb = text_print(a), text_print(b)
+        assert compare_texts(pb, pa, DEFAULTS).ok, kind
+        assert hamming(pa.code, pb.code) <= DEFAULTS.text_radius, kind
+
+
+def test_short_texts_are_never_reused() -> None:
+    a, b = text_print("enable dark mode"), text_print("disable dark mode")
+    assert not compare_texts(a, b, DEFAULTS).ok
+    strict = NearDuplicateSettings(min_chars=500)
+    assert not compare_texts(
+        text_print("Turn it up. " * 20), text_print("Turn it up! " * 20), strict
+    ).ok
+
+
+@pytest.mark.parametrize("kind", ["banner", "dialog", "icon", "toast", "error-row"])
+def test_a_meaningful_screen_change_is_not_reused(kind: str) -> None:
+    from bench.near_sets import render
+
+    _, base, changed = next(p for p in image_pairs(7) if p[0] == kind)
+    verdict = compare_images(
+        image_print(render(changed), 256), image_print(render(base), 256), DEFAULTS
+    )
+    assert not verdict.ok, verdict
+
+
+def test_a_caret_blink_is_reused_and_found() -> None:
+    a, b = image_print(image("base"), 256), image_print(image("caret"), 256)
+    assert compare_images(b, a, DEFAULTS).ok
+    assert hamming(a.code, b.code) <= DEFAULTS.image_radius
