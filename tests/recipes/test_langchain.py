@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from tests.recipes.running import printed_comments, run_recipe, served_vector, snippet
@@ -22,3 +24,11 @@ def test_the_langchain_recipe_finds_the_text_and_the_picture(
     ranked = pictures.similarity_search_with_score("a red bicycle", k=3)
     assert ranked[0][0].page_content == "photos/bicycle.png"
     assert ranked[0][1] > 0.4 > 0.1 > max(score for _, score in ranked[1:])
+    # The async path (its own AsyncOpenAI client) reaches the same gateway and the same answer.
+    texts = namespace["texts"]
+    assert (
+        asyncio.run(texts.asimilarity_search("the highest mountain in Japan", k=1))[0].id == "fuji"
+    )
+    assert asyncio.run(pictures.asimilarity_search("a red bicycle", k=1))[0].page_content == (
+        "photos/bicycle.png"
+    )

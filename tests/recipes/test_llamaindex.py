@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from tests.recipes.running import printed_comments, run_recipe, served_vector, snippet
@@ -27,3 +29,9 @@ def test_the_llamaindex_recipe_finds_the_text_and_the_picture(
     scores = [hit.score for hit in ranked]
     assert ranked[0].node.image_path == "photos/bicycle.png"
     assert scores[0] > 0.4 > 0.1 > max(scores[1:])
+    # The async path (OpenAIEmbedding's AsyncOpenAI client) finds the same node.
+    retriever = namespace["index"].as_retriever(similarity_top_k=1)
+    assert (
+        asyncio.run(retriever.aretrieve("the highest mountain in Japan"))[0].node.ref_doc_id
+        == "fuji"
+    )
