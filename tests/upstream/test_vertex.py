@@ -196,3 +196,27 @@ async def test_a_rejected_input_costs_one_call_not_a_bisection(gw: VertexGateway
     assert len(gw.fake.vertex.calls) == 10  # each input once: the good ones are cached
     await gw.openai.embeddings.create(model=GE2, input=texts)
     assert len(gw.fake.vertex.calls) == 10
+
+
+async def test_vertex_only_options_in_the_openai_dialect(gw: VertexGateway) -> None:
+    await gw.openai.embeddings.create(model=GE2, input="x", extra_body={"auto_truncate": False})
+    await gw.openai.embeddings.create(model=GE2, input="x")  # another key: not that hit
+    await gw.openai.embeddings.create(model=GE2, input="x", extra_body={"auto_truncate": False})
+    assert [c.options for c in gw.fake.vertex.calls] == [{"autoTruncate": False}, {}]
+    with pytest.raises(openai.BadRequestError) as raised:
+        await gw.openai.embeddings.create(model=GE2, input="x", extra_body={"document_ocr": "yes"})
+    body: Any = raised.value.body
+    assert "document_ocr" in (body["param"] or body["message"])
+
+
+async def test_vertex_only_options_in_the_openai_dialect_on_the_gemini_api(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    from tests.conftest import make_app
+
+    async with AsyncTestClient(make_app(make_settings(tmp_path / "g"), fake)) as http:
+        body = {"model": GE2, "input": "x", "audio_track_extraction": True}
+        answer = await http.post("/v1/embeddings", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == "audio_track_extraction"
+    assert fake.calls == []

@@ -15,6 +15,7 @@ from litestar import Request, post
 
 from gateway.api.deps import Services, services_of
 from gateway.api.gemini import schema
+from gateway.api.gemini.options import applied
 from gateway.api.gemini.wire import WireItem, parse_request
 from gateway.api.http.cache_headers import cache_headers
 from gateway.api.http.operation import Operation, declare
@@ -150,11 +151,7 @@ def _groups(
     groups: dict[EmbedParams, list[int]] = {}
     for index, item in enumerate(items):
         params = embedder.params(spec, task_type=item.task_type, title=item.title, dims=item.dims)
-        if item.options != (None, None, None):  # Vertex's options change the vector: keyed
-            truncate, ocr, audio = item.options
-            params = msgspec.structs.replace(
-                params, auto_truncate=truncate, document_ocr=ocr, audio_track_extraction=audio
-            )
+        params = applied(params, item.options)  # Vertex's options change the vector: keyed
         groups.setdefault(params, []).append(index)
     return groups
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from gateway.api.gemini.options import VertexFields
 from gateway.api.http.operation import MODEL_MARK, ref
 from gateway.api.openai.schema import BASE64, TaskType
 from gateway.media import SUPPORTED
@@ -82,7 +83,7 @@ class Content(msgspec.Struct, kw_only=True):
     role: str | None = None
 
 
-class EmbedContentConfig(msgspec.Struct, kw_only=True):
+class EmbedContentConfig(VertexFields, kw_only=True):  # Vertex's options: see options.py
     taskType: GeminiTask | None = None
     task_type: GeminiTask | None = None
     title: str | None = None
@@ -90,7 +91,7 @@ class EmbedContentConfig(msgspec.Struct, kw_only=True):
     output_dimensionality: Dimensionality | None = None
 
 
-class EmbedContentRequest(msgspec.Struct, kw_only=True):
+class EmbedContentRequest(VertexFields, kw_only=True):
     """One EmbedContentRequest: the `:embedContent` body and each `requests[i]` of a batch."""
 
     model: (

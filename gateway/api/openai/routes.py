@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from gateway.api.deps import services_of
+from gateway.api.gemini.options import NAMES, applied, checked
 from gateway.api.http.cache_headers import cache_headers
 from gateway.api.http.operation import Operation, declare
 from gateway.api.http.raw_response import RawJSON, decode_json, read_body
@@ -37,6 +38,9 @@ class EmbeddingsRequest(msgspec.Struct, kw_only=True):
     title: str | None = None
     near_duplicate: bool | None = None
     user: Any = None
+    auto_truncate: bool | None = None  # this and the next two: Vertex AI only
+    document_ocr: bool | None = None
+    audio_track_extraction: bool | None = None
 
 
 class EmbeddingItem(msgspec.Struct):
@@ -171,6 +175,8 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
         params = embedder.params(spec, dims=dims)
     else:
         params = embedder.params(spec, task_type=task, title=req.title, dims=dims)
+    options = (req.auto_truncate, req.document_ocr, req.audio_track_extraction)
+    params = applied(params, checked(options, settings.upstream.provider, NAMES))
     state = request_state(request.scope)
     state.update(model=spec.id, inputs=len(contents))
     result = await embedder.embed(contents, spec, params, near=req.near_duplicate)

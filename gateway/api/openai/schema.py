@@ -161,6 +161,9 @@ Input = Annotated[
 ]
 
 
+_VERTEX = "Vertex AI upstream only (a 400 on the Gemini API): passed to Vertex and cache-keyed."
+
+
 class CreateEmbeddingRequest(msgspec.Struct, kw_only=True):
     """OpenAI's embeddings request with the gateway's extensions; unknown fields are ignored."""
 
@@ -180,6 +183,10 @@ class CreateEmbeddingRequest(msgspec.Struct, kw_only=True):
         ),
     ] = None
     user: Annotated[Any, Meta(description="Accepted and ignored (never logged).")] = msgspec.UNSET
+    # Vertex AI only (a 400 on the Gemini API); sent upstream and part of the cache key when set
+    auto_truncate: Annotated[bool | None, Meta(description=_VERTEX)] = None
+    document_ocr: Annotated[bool | None, Meta(description=_VERTEX)] = None
+    audio_track_extraction: Annotated[bool | None, Meta(description=_VERTEX)] = None
 
 
 class Embedding(msgspec.Struct):
