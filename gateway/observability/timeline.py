@@ -1,6 +1,8 @@
-"""The console's memory: the last hour of the gateway's figures as a bounded ring of points, and
+"""The console's memory: the last hour of the gateway's figures as a bounded ring of steps, and
 a tail of recent request lines. Fed by GatewayMetrics' per-request hook; counters the metrics
-already keep (lookups, savings, upstream calls) are read once per step, not per request."""
+already keep (lookups, savings, upstream calls) are read once per step, not per request.
+
+Not thread-safe, on purpose: requests and the console's readers all run on the event loop."""
 
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from litestar.types import Scope
 from prometheus_client import Counter
 
 from gateway.observability.metrics import GatewayMetrics
 
 SPAN_S = 3600.0  # the charts show the last hour
+LATENCY_SPAN_S = 300.0  # the overview's hit latency covers the last five minutes
 # Hit latency buckets in ms, 25% apart from 0.02 ms to ~20 s: p50/p99 within a quarter.
 LATENCY_BOUNDS_MS = tuple(0.02 * 1.25**i for i in range(63))
 # Fields of the canonical log line the tail keeps: figures and names, never bodies or keys.
@@ -37,35 +41,28 @@ CONSOLE_PREFIX = "/ui"  # the console's own polling is neither charted nor taile
 
 
 @dataclass(slots=True)
-class Point:
-    """What happened during one step, ending at wall-clock time `t`."""
+class _Open:
+    """The step being counted: what only requests tell (the counters are read at its close)."""
+
+    requests: int = 0
+    errors: int = 0  # answers >= 500
+    latency: dict[int, int] = field(default_factory=dict)  # all-hit requests, bucket -> count
+
+
+class Step(msgspec.Struct, frozen=True):
+    """One step of the last hour: what happened in `seconds` ending at `t` (Unix seconds)."""
 
     t: float
     seconds: float
-    requests: int = 0
-    errors: int = 0  # answers >= 500
-    lookups: dict[str, float] = field(default_factory=dict)  # by result: hit, miss, near...
-    saved: dict[str, float] = field(default_factory=dict)  # dollars by modality
-    upstream_calls: int = 0
-    upstream_items: int = 0
-    evictions: int = 0
-    latency: dict[int, int] = field(default_factory=dict)  # all-hit requests, bucket -> count
-
-    def as_json(self) -> dict[str, Any]:
-        """The point for the stats endpoint; the latency as p50/p99 in ms."""
-        return {
-            "t": round(self.t, 3),
-            "seconds": round(self.seconds, 3),
-            "requests": self.requests,
-            "errors": self.errors,
-            "lookups": self.lookups,
-            "saved_dollars": self.saved,
-            "upstream_calls": self.upstream_calls,
-            "upstream_items": self.upstream_items,
-            "evictions": self.evictions,
-            "hit_p50_ms": percentile(self.latency, 0.50),
-            "hit_p99_ms": percentile(self.latency, 0.99),
-        }
+    requests: int
+    errors: int
+    lookups: dict[str, float]  # by result: hit (exact and reused), miss
+    saved_dollars: dict[str, float]  # by modality
+    upstream_calls: int
+    upstream_items: int
+    evictions: int
+    hit_p50_ms: float | None
+    hit_p99_ms: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +119,9 @@ class Timeline:
         self._evictions = evictions
         self._clock = clock
         self._wall = wall
-        self.points: deque[Point] = deque(maxlen=math.ceil(SPAN_S / step_s))
+        # Closed steps never change: kept as the answer's own structs, encoded as they are.
+        self.points: deque[Step] = deque(maxlen=math.ceil(SPAN_S / step_s))
+        self._latencies: deque[dict[int, int]] = deque(maxlen=math.ceil(LATENCY_SPAN_S / step_s))
         self.tail: deque[tuple[float, str, str, int, float, dict[str, Any]]] = deque(
             maxlen=tail_lines
         )
@@ -133,7 +132,7 @@ class Timeline:
         self._step_end = clock() + step_s
         # Wall time from the monotonic clock: one clock read per request, not two.
         self._wall_offset = wall() - clock()
-        self._current = Point(t=0.0, seconds=0.0)
+        self._current = _Open()
 
     def _totals(self) -> Totals:
         metrics = self.metrics
@@ -183,18 +182,26 @@ class Timeline:
     def _close_step(self, now: float) -> None:
         totals = self._totals()
         base = self._base
-        point = self._current
-        point.t = self._wall_of(now)
-        point.seconds = now - self._step_end + self.step_s
-        point.lookups = _minus(totals.lookups, base.lookups)
-        point.saved = _minus(totals.saved, base.saved)
-        point.upstream_calls = totals.upstream_calls - base.upstream_calls
-        point.upstream_items = totals.upstream_items - base.upstream_items
-        point.evictions = totals.evictions - base.evictions
-        self.points.append(point)
+        step = self._current
+        self.points.append(
+            Step(
+                t=round(self._wall_of(now), 3),
+                seconds=round(now - self._step_end + self.step_s, 3),
+                requests=step.requests,
+                errors=step.errors,
+                lookups=_minus(totals.lookups, base.lookups),
+                saved_dollars=_minus(totals.saved, base.saved),
+                upstream_calls=totals.upstream_calls - base.upstream_calls,
+                upstream_items=totals.upstream_items - base.upstream_items,
+                evictions=totals.evictions - base.evictions,
+                hit_p50_ms=percentile(step.latency, 0.50),
+                hit_p99_ms=percentile(step.latency, 0.99),
+            )
+        )
+        self._latencies.append(step.latency)
         self._base = totals
         self._step_end = now + self.step_s
-        self._current = Point(t=0.0, seconds=0.0)
+        self._current = _Open()
 
     def _wall_of(self, monotonic: float) -> float:
         return self._wall_offset + monotonic
@@ -216,17 +223,17 @@ class Timeline:
                     out[family.name] = total
         return out
 
-    def series(self) -> list[dict[str, Any]]:
-        """The points of the last hour, oldest first."""
+    def series(self) -> list[Step]:
+        """The steps of the last hour, oldest first."""
         self.tick()
         since = self._wall() - SPAN_S
-        return [p.as_json() for p in self.points if p.t >= since]
+        return [p for p in self.points if p.t >= since]
 
-    def hit_latency(self, last: int) -> dict[str, float | None]:
-        """p50/p99 of all-hit requests over the last `last` points and the open step."""
+    def hit_latency(self) -> dict[str, float | None]:
+        """p50/p99 of all-hit requests over the last five minutes and the open step."""
         merged: dict[int, int] = dict(self._current.latency)
-        for point in list(self.points)[-last:]:
-            for bucket, n in point.latency.items():
+        for latency in self._latencies:
+            for bucket, n in latency.items():
                 merged[bucket] = merged.get(bucket, 0) + n
         return {"p50_ms": percentile(merged, 0.50), "p99_ms": percentile(merged, 0.99)}
 

@@ -13,7 +13,7 @@ from gateway.api.ui.routes import STATE_KEY
 from gateway.fake import FakeGemini
 from gateway.observability.timeline import Timeline
 from tests.conftest import Gateway, make_app, make_settings
-from tests.ui.samples import NEAR_TEXT
+from tests.ui.samples import NEAR_TEXT, NEAR_VARIANT
 
 GE2 = "gemini-embedding-2"
 KEY = "sk-console-key"
@@ -181,9 +181,8 @@ async def test_near_duplicate_reuses_are_counted_by_stage_among_the_hits(
     tmp_path: Path, fake: FakeGemini
 ) -> None:
     settings = make_settings(tmp_path / "cache", near_duplicates={"text": True})
-    text = NEAR_TEXT * 2
     async with AsyncTestClient(make_app(settings, fake)) as client:
-        for body in (text, text.replace("magna", "magnum", 1)):
+        for body in (NEAR_TEXT, NEAR_VARIANT):
             reply = await client.post("/v1/embeddings", json={"model": GE2, "input": body})
             assert reply.status_code == 200
         assert reply.headers["x-cache-near"] == "1/1"

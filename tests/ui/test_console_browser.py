@@ -22,7 +22,7 @@ from PIL import Image
 from tests.cache.redis_server import RedisServer
 from tests.e2e.processes import Server, serve_fake
 from tests.media_samples import mp4, pdf, wav
-from tests.ui.samples import NEAR_TEXT
+from tests.ui.samples import NEAR_TEXT, NEAR_VARIANT
 
 pytestmark = pytest.mark.e2e
 GE2 = "gemini-embedding-2"
@@ -225,12 +225,11 @@ def test_the_playground_embeds_a_text_miss_then_hit_and_a_dropped_png(
 def test_a_near_duplicate_text_shows_near_in_the_playground_and_the_overview(
     page: Page, server: Server
 ) -> None:
-    text = NEAR_TEXT * 2
     page.goto(f"{server.base}/ui#playground")
-    page.fill("#pg-text-a", text)
+    page.fill("#pg-text-a", NEAR_TEXT)
     page.click("#pg-embed")
     expect(page.locator("#pg-cache")).to_have_text("MISS")
-    page.fill("#pg-text-a", text.replace("magna", "magnum", 1))
+    page.fill("#pg-text-a", NEAR_VARIANT)
     page.click("#pg-embed")
     expect(page.locator("#pg-cache")).to_have_text("NEAR")
     page.goto(f"{server.base}/ui#overview")

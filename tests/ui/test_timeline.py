@@ -45,9 +45,9 @@ def test_an_hour_of_points_is_kept_and_no_more(metrics: GatewayMetrics) -> None:
     assert line.points.maxlen == 360
     series = line.series()
     assert 355 <= len(series) <= 360
-    assert series[0]["t"] >= clock.t - 3600
+    assert series[0].t >= clock.t - 3600
     # a request per step; the last step, closed by the reader, saw none
-    assert [p["requests"] for p in series] == [1] * (len(series) - 1) + [0]
+    assert [p.requests for p in series] == [1] * (len(series) - 1) + [0]
     assert len(line.tail) == 50  # the tail is bounded too
     assert line.requests == 720
 
@@ -63,15 +63,15 @@ def test_a_step_counts_requests_errors_and_the_latency_of_all_hit_requests(
     line.request_done(scope(), {}, 503, 0.5)
     line.request_done(scope("/ui/api/stats"), {}, 200, 0.1)  # the console's own poll
     assert line.series() == []  # the step is still open
-    open_step = line.hit_latency(30)
+    open_step = line.hit_latency()
     assert open_step["p50_ms"] == pytest.approx(1.0, rel=0.25)
     assert open_step["p99_ms"] == pytest.approx(50.0, rel=0.25)
     clock.t += 10.0
     (point,) = line.series()
-    assert point["requests"] == 6
-    assert point["errors"] == 1
-    assert point["hit_p50_ms"] == pytest.approx(1.0, rel=0.25)
-    assert point["hit_p99_ms"] == pytest.approx(50.0, rel=0.25)
+    assert point.requests == 6
+    assert point.errors == 1
+    assert point.hit_p50_ms == pytest.approx(1.0, rel=0.25)
+    assert point.hit_p99_ms == pytest.approx(50.0, rel=0.25)
     assert line.requests == 6
 
 
@@ -91,10 +91,10 @@ def test_lookups_and_savings_per_step_are_differences_of_the_metrics_counters(
     metrics.lookups.labels("gemini-embedding-2", "text", "hit").inc(2)
     clock.t += 10.0
     first, second = line.series()
-    assert first["lookups"] == {"hit": 3.0, "miss": 1.0}
-    assert first["saved_dollars"] == {"image": 0.5}
-    assert second["lookups"] == {"hit": 2.0}
-    assert second["saved_dollars"] == {}
+    assert first.lookups == {"hit": 3.0, "miss": 1.0}
+    assert first.saved_dollars == {"image": 0.5}
+    assert second.lookups == {"hit": 2.0}
+    assert second.saved_dollars == {}
 
 
 def test_the_tail_keeps_the_log_lines_figures_and_nothing_else(metrics: GatewayMetrics) -> None:
@@ -131,3 +131,16 @@ def test_percentiles_come_from_the_buckets_upper_bounds() -> None:
     assert percentile({3: 99, 40: 1}, 0.5) == round(LATENCY_BOUNDS_MS[3], 3)
     assert percentile({3: 99, 40: 1}, 0.99) == round(LATENCY_BOUNDS_MS[3], 3)
     assert percentile({3: 98, 40: 2}, 0.99) == round(LATENCY_BOUNDS_MS[40], 3)
+
+
+def test_the_hit_latency_covers_the_last_five_minutes(metrics: GatewayMetrics) -> None:
+    clock = Clock()
+    line = timeline(metrics, clock, step_s=60.0)
+    line.request_done(scope(), {"hits": 1, "misses": 0}, 200, 0.100)  # a slow hit, long ago
+    for _ in range(5):
+        clock.t += 60.0
+        line.request_done(scope(), {"hits": 1, "misses": 0}, 200, 0.001)
+    assert line.hit_latency()["p99_ms"] == pytest.approx(100.0, rel=0.25)
+    clock.t += 60.0
+    line.request_done(scope(), {"hits": 1, "misses": 0}, 200, 0.001)  # five steps later
+    assert line.hit_latency()["p99_ms"] == pytest.approx(1.0, rel=0.25)

@@ -39,7 +39,6 @@ ASSETS = {
     "icon.svg": "image/svg+xml",
 }
 OPEN_PATHS = frozenset({"/ui", *(f"/ui/{name}" for name in ASSETS if name != "index.html")})
-_LATENCY_POINTS_S = 300.0  # the overview's hit latency covers the last five minutes
 MAX_LINES = 10_000
 _SHARED_COUNTS = ("hits", "misses", "errors", "skipped", "dropped_writes")
 _encode = msgspec.json.Encoder().encode
@@ -92,17 +91,15 @@ async def console_asset(name: str) -> RawJSON:
     return _asset(name)
 
 
-def build_stats(services: Services, timeline: Timeline) -> schema.Stats:
-    """The overview's answer: totals, the state now, the last hour."""
+def build_stats(services: Services, timeline: Timeline, figures: dict[str, int]) -> schema.Stats:
+    """The overview's answer from the cache's `figures`: totals, the state now, the last hour."""
     metrics = services.metrics
-    figures = services.cache.stats()
     scheduler = metrics.scheduler
     counters = scheduler.counters
     embedder = services.embedder
     mode = "cache-only" if not embedder.online else "fake" if services.fake_upstream else "online"
     settings = services.settings
-    series = [msgspec.convert(p, schema.Point) for p in timeline.series()]
-    latency = timeline.hit_latency(max(1, round(_LATENCY_POINTS_S / timeline.step_s)))
+    latency = timeline.hit_latency()
     return schema.Stats(
         object="console.stats",
         now=timeline.now(),
@@ -140,7 +137,7 @@ def build_stats(services: Services, timeline: Timeline) -> schema.Stats:
         ],
         dtypes=list(DTYPES),
         extra=timeline.extra_counters(("near", "shared")),
-        series=series,
+        series=timeline.series(),
     )
 
 
@@ -178,9 +175,10 @@ def _shared(services: Services) -> schema.SharedFigures | None:
 async def console_stats(request: Request[Any, Any, Any]) -> RawJSON:
     """Everything the overview shows, in one answer."""
     services = services_of(request)
-    # cache.stats() asks SQLite for the entry count and volume: off the event loop
-    stats = await asyncio.to_thread(build_stats, services, _timeline(request))
-    return RawJSON(_encode(stats))
+    # cache.stats() asks SQLite for the entry count and volume: off the event loop. The
+    # timeline is read here, on the loop, where the requests that feed it run.
+    figures = await asyncio.to_thread(services.cache.stats)
+    return RawJSON(_encode(build_stats(services, _timeline(request), figures)))
 
 
 @get(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from gateway.observability.timeline import Step
+
 
 class Latency(msgspec.Struct):
     """Of requests whose every input was served locally, over the last five minutes (ms)."""
@@ -50,22 +52,6 @@ class ModelCard(msgspec.Struct):
     multimodal: bool
 
 
-class Point(msgspec.Struct):
-    """One step of the last hour: what happened in `seconds` ending at `t` (Unix seconds)."""
-
-    t: float
-    seconds: float
-    requests: int
-    errors: int
-    lookups: dict[str, float]  # by result: hit, miss (and near, when near reuse is on)
-    saved_dollars: dict[str, float]  # by modality
-    upstream_calls: int
-    upstream_items: int
-    evictions: int
-    hit_p50_ms: float | None
-    hit_p99_ms: float | None
-
-
 class Stats(msgspec.Struct):
     """Totals since the process started, the state now, and the last hour in steps."""
 
@@ -90,7 +76,7 @@ class Stats(msgspec.Struct):
     models: list[ModelCard]
     dtypes: list[str]
     extra: dict[str, float]  # other counters the console shows when they exist (near, shared)
-    series: list[Point]
+    series: list[Step]
 
 
 class RequestLine(msgspec.Struct, omit_defaults=True):
