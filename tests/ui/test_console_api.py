@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -232,3 +234,25 @@ async def test_the_last_hour_comes_as_points_of_what_each_step_saw(
     assert first["hit_p50_ms"] is not None
     assert (second["t"], second["requests"], second["lookups"]) == (5020.0, 1, {"miss": 1.0})
     assert second["upstream_items"] == 1
+
+
+async def test_the_timeline_is_read_on_the_event_loop_where_requests_write_it(
+    gateway: Gateway,
+) -> None:
+    """The ring is not locked: a reader in a worker thread could iterate it while a request
+    appends a step ('deque mutated during iteration') or close the same step twice."""
+    timeline = gateway.http.app.state[STATE_KEY]  # type: ignore[attr-defined]
+    on_loop: list[bool] = []
+    series = timeline.series
+
+    def recording() -> Any:
+        try:
+            asyncio.get_running_loop()  # only the loop's own thread has one
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return series()
+
+    timeline.series = recording
+    assert (await gateway.http.get("/ui/api/stats")).status_code == 200
+    assert on_loop == [True]
