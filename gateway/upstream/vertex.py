@@ -103,9 +103,11 @@ class VertexUpstream:
         finally:
             for task in tasks:  # one failed (or we were cancelled): the rest cannot help
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # reaped: no stray warnings
         for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
         return np.stack([task.result() for task in tasks])
 
     async def _one(

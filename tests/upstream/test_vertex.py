@@ -3,10 +3,12 @@ VertexUpstream behind it on FakeGemini's Vertex paths, in-process."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -220,3 +222,31 @@ async def test_vertex_only_options_in_the_openai_dialect_on_the_gemini_api(
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == "audio_track_extraction"
     assert fake.calls == []
+
+
+class SlowFor(httpx.AsyncBaseTransport):
+    """The fake in-process, with calls whose body holds `word` held back (a slow region)."""
+
+    def __init__(self, fake: FakeGemini, word: bytes) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.word = word
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.word in request.content:
+            await asyncio.sleep(0.05)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_many_contents_in_one_embed_call_fail_as_the_first_failure(fake: FakeGemini) -> None:
+    from gateway.content.model import Content, EmbedParams
+    from gateway.errors import UpstreamRejected
+
+    fake.poison(lambda item: item.text == "bad")
+    settings = vertex_settings(Path("/nonexistent")).upstream
+    http = httpx.AsyncClient(transport=SlowFor(fake, b"slow"), base_url="http://fake")
+    upstream = VertexUpstream(settings, ApiKeyAuth("k"), http_client=http)
+    contents = [Content.of_text(t) for t in ("slow a", "slow b", "bad")]
+    with pytest.raises(UpstreamRejected):  # not asyncio's InvalidStateError from a pending call
+        await upstream.embed(contents, EmbedParams(model=GE2), 3072)
+    two = await upstream.embed(contents[:2], EmbedParams(model=GE2), 3072)
+    assert two.shape == (2, 3072)
