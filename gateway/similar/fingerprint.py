@@ -1,13 +1,14 @@
 """Fingerprints: a hash that finds candidates, plus what verification needs to decide.
 
 Image: a 256-bit dHash (16 x 16 gradients of a 17 x 16 grey reduction) and an RGB thumbnail
-(long side `thumbnail_side`, box-averaged) at the original size's aspect. Text: a 64-bit SimHash
+(long side at most `thumbnail_side`, box-averaged) at the original size's aspect. Text: a 64-bit SimHash
 over word 3-shingles of the normalised text, and that text.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 import zlib
@@ -81,18 +82,18 @@ def tokens(text: str) -> list[str]:
 
 
 def image_print(image: Image, side: int) -> ImagePrint:
-    """The print of a decoded image."""
+    """The print of a decoded image: the thumbnail is a box reduction by a whole factor (long
+    side at most `side`), and the dHash is taken from the thumbnail (cheap, and as stable)."""
     from PIL import Image as PILImage
 
-    rgb = image.convert("RGB")
-    grey = rgb.convert("L").resize((17, 16), PILImage.Resampling.BOX)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    factor = max(1, math.ceil(max(rgb.width, rgb.height) / side))
+    thumb = rgb.reduce(factor) if factor > 1 else rgb
+    grey = thumb.convert("L").resize((17, 16), PILImage.Resampling.BOX)
     cells = np.asarray(grey, dtype=np.int16)
     code = np.packbits(cells[:, 1:] > cells[:, :-1]).tobytes()
-    scale = min(1.0, side / max(rgb.width, rgb.height))
-    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-    thumb = rgb if size == rgb.size else rgb.resize(size, PILImage.Resampling.BOX)
     packed = zlib.compress(thumb.tobytes(), 1)
-    return ImagePrint(code, rgb.width, rgb.height, size[0], size[1], packed)
+    return ImagePrint(code, rgb.width, rgb.height, thumb.width, thumb.height, packed)
 
 
 def simhash(words: list[str]) -> bytes:
