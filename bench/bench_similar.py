@@ -113,7 +113,7 @@ def screenshots(frames: int) -> tuple[list[str], dict[float, float]]:
     lines = [
         f"### Agent-screenshot replay ({frames} frames, 1280x800 PNG)",
         "",
-        "| mode | upstream items | saved vs off | stage p50 / p99 ms (decode, print, search, verify) |",
+        "| mode | upstream items | saved vs off | stage p50 / p99 ms (decode to verdict) |",
         "|---|---|---|---|",
     ]
     for name, r in (("off", off), ("canonical (pixel keys)", pixels), ("near on", near)):
