@@ -171,8 +171,9 @@ def _part(part: Part) -> dict[str, Any]:
         return {"text": part.text}
     if part.uri:
         return {"fileData": {"fileUri": part.uri, "mimeType": part.mime_type}}
-    data = base64.b64encode(part.data).decode("ascii")
-    return {"inlineData": {"mimeType": part.mime_type, "data": data}}
+    # as google-genai writes it for Vertex (BATCH.md section 2): URL-safe base64, snake mime_type
+    data = base64.urlsafe_b64encode(part.data).decode("ascii")
+    return {"inlineData": {"data": data, "mime_type": part.mime_type}}
 
 
 def _vector(body: bytes, dims: int) -> NDArray[np.float32]:

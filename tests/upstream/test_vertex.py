@@ -250,3 +250,23 @@ async def test_many_contents_in_one_embed_call_fail_as_the_first_failure(fake: F
         await upstream.embed(contents, EmbedParams(model=GE2), 3072)
     two = await upstream.embed(contents[:2], EmbedParams(model=GE2), 3072)
     assert two.shape == (2, 3072)
+
+
+async def test_media_reaches_vertex_as_sent(gw: VertexGateway) -> None:
+    import base64
+
+    from tests.media_samples import noise_png
+
+    image = noise_png(24, 24, seed=3)
+    assert b"-" in base64.urlsafe_b64encode(image) or b"_" in base64.urlsafe_b64encode(image)
+    parts = [
+        {"text": "a caption"},
+        {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(image).decode()}},
+    ]
+    answer = await gw.http.post(
+        f"/v1beta/models/{GE2}:embedContent", json={"content": {"parts": parts}}, headers=KEY
+    )
+    assert answer.status_code == 200
+    (call,) = gw.fake.vertex.calls
+    text, media = call.items[0].parts
+    assert text.text == "a caption" and media.data == image and media.mime_type == "image/png"
