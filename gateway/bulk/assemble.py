@@ -8,6 +8,7 @@ gets its reason: the item's own error from Google, or its Google batch's end, in
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,19 +112,24 @@ class _Assembly:
         found = self.cache.get_hot(unique)
         if len(found) < len(unique):
             found = await self.cache.get_many(unique)
-        for line in chunk:
-            keys = [bytes.fromhex(k) for k in line.keys]
-            missing = [i for i, key in enumerate(keys) if key not in found]
-            try:
-                if not missing:
-                    vectors = np.stack([found[key].vector for key in keys])
-                    tokens = sum(found[key].tokens for key in keys)
-                else:
-                    vectors, tokens = await self.fill(line, missing)
-            except GatewayError as exc:
-                job.counts.failed += 1
-                self.err.write(error_line(job.id, line.n, line.custom_id, exc))
-                continue
+        todo: dict[int, asyncio.Task[tuple[NDArray[np.float32], int] | GatewayError]] = {}
+        async with asyncio.TaskGroup() as group:  # fallbacks at once: the scheduler batches them
+            for at, line in enumerate(chunk):
+                missing = [i for i, k in enumerate(line.keys) if bytes.fromhex(k) not in found]
+                if missing:
+                    todo[at] = group.create_task(self._settle(line, missing))
+        for at, line in enumerate(chunk):
+            if at in todo:
+                result = todo[at].result()
+                if isinstance(result, GatewayError):
+                    job.counts.failed += 1
+                    self.err.write(error_line(job.id, line.n, line.custom_id, result))
+                    continue
+                vectors, tokens = result
+            else:
+                keys = [bytes.fromhex(k) for k in line.keys]
+                vectors = np.stack([found[key].vector for key in keys])
+                tokens = sum(found[key].tokens for key in keys)
             rows = encode_rows(derive(vectors, line.dims, line.dtype), line.encoding)
             body = EmbeddingsResponse(
                 object="list",
@@ -134,6 +140,14 @@ class _Assembly:
             self.out.write(ok_line(job.id, line.n, line.custom_id, _encode(body)))
             job.counts.completed += 1
 
+    async def _settle(
+        self, line: PlanLine, missing: list[int]
+    ) -> tuple[NDArray[np.float32], int] | GatewayError:
+        try:
+            return await self.fill(line, missing)
+        except GatewayError as exc:
+            return exc
+
     async def fill(self, line: PlanLine, missing: list[int]) -> tuple[NDArray[np.float32], int]:
         """The line's vectors when some are not cached: through the online path, or its error."""
         rejected = [i for i in missing if line.keys[i] in self.failed]
@@ -143,11 +157,15 @@ class _Assembly:
             raise UpstreamRejected(f"{message} (failed: {where})", param=f"input[{rejected[0]}]")
         if not self.fallback:
             raise self._reason(line, missing)
-        self.source.seek(line.offset)
-        parsed = await parse_line(self.source.readline(), self.settings, self.embedder)
+        raw = self._raw(line.offset)  # before any await: the other fallbacks seek too
+        parsed = await parse_line(raw, self.settings, self.embedder)
         result = await self.embedder.embed(parsed.contents, parsed.spec, parsed.params)
         self.job.usage.fallback += result.misses
         return result.vectors, sum(result.tokens)
+
+    def _raw(self, offset: int) -> bytes:
+        self.source.seek(offset)
+        return self.source.readline()
 
     def _reason(self, line: PlanLine, missing: list[int]) -> GatewayError:
         if self.job.cancel_requested:
