@@ -153,6 +153,8 @@ QUOTA_429 = [
         (400, "FAILED_PRECONDITION", None, 502, "upstream_error", "UNAVAILABLE", "PRECONDITION"),
         (400, None, None, 400, "upstream_rejected_input", "INVALID_ARGUMENT", "input[0]"),
         (503, None, None, 503, "upstream_unavailable", "UNAVAILABLE", "overloaded"),
+        (401, "UNAUTHENTICATED", None, 502, "upstream_error", "UNAVAILABLE", "API key"),
+        (504, None, None, 504, "upstream_timeout", "DEADLINE_EXCEEDED", "timed out"),
     ],
 )
 async def test_vertex_errors_reach_both_dialects(
