@@ -57,7 +57,7 @@ async def vertex_rows(
     """Markdown table rows: items/s and upstream calls, Gemini API batches vs Vertex singles."""
     params = EmbedParams(model="gemini-embedding-2")
     rows: list[str] = []
-    items = 400 if quick else 1000
+    items = 200 if quick else 1000
     before = fake.call_count
     gemini = await _rate(settings, GeminiUpstream(settings.upstream, key), fresh(items), params)
     calls = fake.call_count - before
