@@ -54,6 +54,10 @@ def register(sub: Any) -> None:
     load.add_argument("--overwrite", action="store_true", help="replace entries already present")
     load.set_defaults(func=_guarded(_import))
 
+    from gateway.cli.near import add_near
+
+    add_near(commands, common, _guarded)
+
 
 def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:

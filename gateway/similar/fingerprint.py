@@ -1,8 +1,8 @@
 """Fingerprints: a hash that finds candidates, plus what verification needs to decide.
 
 Image: a 256-bit dHash (16 x 16 gradients of a 17 x 16 grey reduction) and an RGB thumbnail
-(long side at most `thumbnail_side`, box-averaged) at the original size's aspect. Text: a 64-bit SimHash
-over word 3-shingles of the normalised text, and that text.
+(long side at most `thumbnail_side`, box-averaged) at the original size's aspect. Text: a 64-bit
+SimHash over word 3-shingles of the normalised text, and that text.
 """
 
 from __future__ import annotations

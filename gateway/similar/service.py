@@ -117,7 +117,7 @@ class SimilarInputs:
         canon: dict[bytes, bytes] = {}
         for key, look in looks.items():
             if key not in reused:
-                self._canonical(look, params)
+                self.canonicalise(look, params)
                 if look.canon is not None:
                     canon[look.canon] = key
         for ckey, alias in self.store.aliases(canon).items():
@@ -183,7 +183,8 @@ class SimilarInputs:
         passed = [c for c in self.candidates(key, look, params, allowed) if c.verdict.ok]
         return max(passed, key=lambda c: c.verdict.similarity, default=None)
 
-    def _canonical(self, look: Look, params: EmbedParams) -> None:
+    def canonicalise(self, look: Look, params: EmbedParams) -> None:
+        """Decode what the stages need and set the look's canonical key."""
         s = self.settings
         if s.pixel_keys or s.image:
             self._decode(look)
