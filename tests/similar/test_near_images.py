@@ -153,3 +153,23 @@ async def test_a_near_alias_survives_a_restart_and_serves_offline(
         )
         assert refused.status_code == 503
     assert fake.items_received == 1
+
+
+async def test_collection_searches_reuse_and_item_adds_do_not(near_gateway: Gateway) -> None:
+    http = near_gateway.http
+    assert (await http.post("/v1/collections", json={"name": "s", "dimensions": 256})).is_success
+    added = await http.post(
+        "/v1/collections/s/items",
+        json={"items": [{"id": "a", "input": [openai_image(screen("base"))]}]},
+    )
+    assert added.status_code == 200, added.text
+    twin = await http.post(
+        "/v1/collections/s/items",
+        json={"items": [{"id": "b", "input": [openai_image(screen("caret"))]}]},
+    )
+    assert twin.status_code == 200 and "x-cache-near" not in twin.headers
+    assert near_gateway.fake.items_received == 2  # a stored item gets its own vector
+    query = [openai_image(screen("caret", note="again"))]
+    found = await http.post("/v1/collections/s/search", json={"input": query, "k": 1})
+    assert found.status_code == 200, found.text
+    assert found.headers["x-cache-near"] == "1/1" and near_gateway.fake.items_received == 2

@@ -90,13 +90,20 @@ def unit_rows(rows: list[list[float]], dims: int, params: list[str]) -> NDArray[
 
 
 async def embed_inputs(
-    services: Services, spec: CollectionSpec, model: ModelSpec, raw: list[Any], params: list[str]
+    services: Services,
+    spec: CollectionSpec,
+    model: ModelSpec,
+    raw: list[Any],
+    params: list[str],
+    *,
+    near: bool | None = None,
 ) -> tuple[NDArray[np.float32], list[bytes], Embedded]:
-    """Inputs (WIRE.md elements) -> unit vectors at the collection's size, and content keys."""
+    """Inputs (WIRE.md elements) -> unit vectors at the collection's size, and content keys;
+    `near` False keeps near-duplicate reuse out (items stored for good get their own vector)."""
     contents = await _parse(services, model, raw, params)
     embedder = services.embedder
     embed_params = embedder.params(model, dims=spec.dimensions)
-    result = await embedder.embed(contents, model, embed_params)
+    result = await embedder.embed(contents, model, embed_params, near=near)
     vectors: NDArray[np.float32] = derive(result.vectors, spec.dimensions, "float")
     if sum(c.payload_bytes for c in contents) > _HASH_OFF_LOOP_BYTES:
         keys = await asyncio.to_thread(lambda: [content_key(c, embed_params) for c in contents])

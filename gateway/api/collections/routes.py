@@ -158,7 +158,9 @@ async def add_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
         model = resolve_model(services.settings, spec.model)
         raw = [body.items[i].input for i in by_input]
         params = [f"items[{i}].input" for i in by_input]
-        matrix, content_keys, result = await embed_inputs(services, spec, model, raw, params)
+        matrix, content_keys, result = await embed_inputs(
+            services, spec, model, raw, params, near=False
+        )
         rows.update(zip(by_input, matrix, strict=True))
         keys.update(zip(by_input, content_keys, strict=True))
         tokens = sum(result.tokens)
@@ -216,7 +218,7 @@ async def search_collection(request: Request[Any, Any, Any], name: str) -> RawJS
         query, _, result = await embed_inputs(services, spec, model, [body.input], ["input"])
         tokens = sum(result.tokens)
         state.update(hits=result.hits, misses=result.misses)
-        headers = cache_headers(result.hits, 1, result.unstored)
+        headers = cache_headers(result.hits, 1, result.unstored, result.near)
     hits = await manager.search(name, query[0], body.k, body.filter, body.rescore)
     data = [
         {
