@@ -197,7 +197,11 @@ def report(data: dict[str, Any], ring: dict[str, float], command: str, load: flo
         f"Server memory (RSS of the group after the runs): console off {data['memory']['off']:.0f}"
         f" MB, on {data['memory']['on']:.0f} MB. The ring buffer full (an hour of 10 s points)"
         f" plus a 300-line tail holds {ring['ring_kb']:.0f} KB (tracemalloc); building the stats"
-        f" answer from it takes {ring['stats_ms']:.2f} ms in-process.",
+        f" answer from it takes {ring['stats_ms']:.2f} ms in-process. Feeding the timeline costs"
+        f" {ring['hook_us']:.2f} µs per request (in-process, best of 5), against the server's"
+        f" {min(r['cpu_ms_per_1k'] for r in runs[('memo', 'closed')]):.0f} µs of CPU per memo hit"
+        " above: that ratio, not the noisy req/s columns of a shared machine, is the console's"
+        " steady cost.",
         "",
         f"Page weight, uncompressed: {sum(weight.values()) / 1024:.1f} KB in {len(weight)} files"
         f" ({', '.join(f'{k} {v / 1024:.1f} KB' for k, v in weight.items())}); goal under 200 KB.",
