@@ -53,3 +53,23 @@ def test_a_caret_blink_is_reused_and_found() -> None:
     a, b = image_print(image("base"), 256), image_print(image("caret"), 256)
     assert compare_images(b, a, DEFAULTS).ok
     assert hamming(a.code, b.code) <= DEFAULTS.image_radius
+
+
+def test_every_part_must_match_its_counterpart_in_order() -> None:
+    from gateway.similar.fingerprint import ContentPrint
+    from gateway.similar.verify import compare
+
+    both = frozenset(("image", "text"))
+    words = "The release notes describe the new dashboard filters in detail for every team. " * 3
+    shot, blink = image_print(image("base"), 256), image_print(image("caret"), 256)
+    banner = image_print(image("banner"), 256)
+    stored = ContentPrint((text_print(words), shot))
+    assert compare(ContentPrint((text_print(words), blink)), stored, DEFAULTS, both).ok
+    assert not compare(ContentPrint((text_print(words), banner)), stored, DEFAULTS, both).ok
+    assert not compare(ContentPrint((shot, text_print(words))), stored, DEFAULTS, both).ok
+    changed = text_print(words.replace("new", "old", 1))
+    assert not compare(ContentPrint((changed, blink)), stored, DEFAULTS, both).ok
+    only_images = frozenset(("image",))
+    assert compare(ContentPrint((text_print(words), blink)), stored, DEFAULTS, only_images).ok
+    typo = text_print(words.replace("describe", "descirbe", 1))
+    assert not compare(ContentPrint((typo, shot)), stored, DEFAULTS, only_images).ok

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from structlog.testing import capture_logs
 
 from gateway.fake import FakeGemini
 from tests.conftest import Gateway, make_app, make_settings
@@ -43,8 +44,11 @@ async def test_off_by_default_a_similar_screenshot_costs_an_item(gateway: Gatewa
 
 async def test_a_caret_blink_costs_nothing_and_says_so(near_gateway: Gateway) -> None:
     first = await send(near_gateway, "base")
-    second = await send(near_gateway, "caret")
+    with capture_logs() as logs:
+        second = await send(near_gateway, "caret")
     assert near_gateway.fake.items_received == 1
+    [line] = [entry for entry in logs if entry["event"] == "request"]
+    assert line["near"] == 1 and line["hits"] == 1
     assert second.headers["x-cache"] == "HIT" and second.headers["x-cache-hits"] == "1/1"
     assert second.headers["x-cache-near"] == "1/1"
     index, similarity = second.headers["x-cache-near-items"].split(":")
