@@ -220,6 +220,11 @@ def test_the_playground_embeds_a_text_miss_then_hit_and_a_dropped_png(
     page.fill("#pg-text-b", "a red square")
     page.click("#pg-compare")
     expect(page.locator("#pg-cosine")).to_contain_text("cosine(A, B) = ")
+    page.select_option("#pg-dtype", "ubinary")  # packed bits compare by Hamming distance
+    page.click("#pg-compare")
+    expect(page.locator("#pg-cosine")).to_contain_text("bits alike(A, B) = ")
+    expect(page.locator("#pg-cosine")).to_contain_text("768 bits")
+    expect(page.locator("#pg-summary")).to_contain_text("96 values of ubinary")
     page.screenshot(path=screenshots / "playground.png", full_page=True)
 
 

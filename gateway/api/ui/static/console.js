@@ -303,8 +303,26 @@ async function embed(slots) {
     (state === "HIT" ? " (saved)" : "") + "; " + vector.length + " values of " + dtype +
     " (" + dims + " dims); cache " + (reply.headers.get("x-cache-hits") || "-"));
   setText("pg-values", "[" + vector.slice(0, 12).map((v) => (Number.isInteger(v) ? v : v.toFixed(5))).join(", ") + ", ...]");
-  setText("pg-cosine", body.data.length > 1 ? "cosine(A, B) = " + cosine(body.data[0].embedding, body.data[1].embedding).toFixed(4) : "");
+  setText("pg-cosine", body.data.length > 1 ? compare(body.data[0].embedding, body.data[1].embedding, dtype) : "");
   $("pg-result").hidden = false;
+}
+
+// Codes compare as WIRE.md says: int8 by cosine, uint8 by cosine once the +128 is taken off,
+// packed bits (binary is ubinary - 128) by the share of bits that agree.
+function compare(a, b, dtype) {
+  if (dtype === "binary" || dtype === "ubinary") {
+    const shift = dtype === "binary" ? 128 : 0;
+    let same = 0;
+    for (let i = 0; i < a.length; i++) {
+      let x = ((a[i] + shift) ^ (b[i] + shift)) & 255;
+      let diff = 0;
+      while (x) { diff += x & 1; x >>= 1; }
+      same += 8 - diff;
+    }
+    return "bits alike(A, B) = " + (same / (8 * a.length)).toFixed(4) + " (Hamming, " + 8 * a.length + " bits)";
+  }
+  if (dtype === "uint8") return "cosine(A, B) = " + cosine(a.map((v) => v - 128), b.map((v) => v - 128)).toFixed(4);
+  return "cosine(A, B) = " + cosine(a, b).toFixed(4);
 }
 
 function cosine(a, b) {
