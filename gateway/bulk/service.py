@@ -21,6 +21,7 @@ from gateway.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 
 log = structlog.get_logger("gateway.bulk")
 _WINDOWS = ("24h",)
+RESCAN_S = 1.0  # how soon the running process sees a job another worker created or cancelled
 _MAX_METADATA = 16
 
 
@@ -33,16 +34,42 @@ class BulkService:
         self.runner = runner
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.active: dict[str, JobRecord] = {}
+        self.runs_jobs = False
+        self._watch: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume every job a previous process left unfinished."""
+        """Resume every job a previous process left unfinished, when this process runs jobs."""
+        self._rescan()
+        self._watch = asyncio.get_running_loop().create_task(self._watching(), name="bulk-watch")
+
+    async def _watching(self) -> None:
+        while True:
+            await asyncio.sleep(RESCAN_S)
+            self._rescan()
+
+    def _rescan(self) -> None:
+        """Take the runner lock if it is free; then run every unfinished job not yet running and
+        pass on cancels other workers wrote (only the runner writes a running job's record)."""
+        if not self.runs_jobs:
+            self.runs_jobs = self.store.take_runner_lock()
+            if not self.runs_jobs:
+                return
+        cancels = self.store.cancels()
         for job in self.store.unfinished():
-            log.info("bulk job resumed", job=job.id, phase=job.phase)
-            self._spawn(job)
+            running = self.active.get(job.id)
+            if running is None:
+                log.info("bulk job taken", job=job.id, phase=job.phase)
+                if job.id in cancels and not job.cancel_requested:
+                    job.cancel_requested, job.status = True, "cancelling"
+                self._spawn(job)
+            elif job.id in cancels and not running.cancel_requested:
+                asyncio.get_running_loop().create_task(self.cancel_batch(job.id))
 
     async def aclose(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
@@ -55,6 +82,8 @@ class BulkService:
             await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
 
     def _spawn(self, job: JobRecord) -> None:
+        if not self.runs_jobs:
+            return  # the worker holding the runner lock picks it up within RESCAN_S
         self.active[job.id] = job
         task = asyncio.get_running_loop().create_task(self._run(job), name=f"bulk-{job.id}")
         self.tasks[job.id] = task
@@ -184,6 +213,10 @@ class BulkService:
         job = self._job(batch_id)
         if job.status in TERMINAL:
             raise Conflict(f"the batch is {job.status}: it cannot be cancelled", param="batch_id")
+        if job.id not in self.active:  # another worker runs it: it takes the request from here
+            self.store.request_cancel(job.id)
+            job.status = "cancelling"
+            return self._batch_object(job)
         if not job.cancel_requested:
             job.cancel_requested = True
             job.status = "cancelling"

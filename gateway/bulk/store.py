@@ -7,6 +7,8 @@ a restarted gateway resumes from the last write and never creates a Google batch
 
 from __future__ import annotations
 
+import fcntl
+import os
 import secrets
 import sqlite3
 import threading
@@ -105,8 +107,25 @@ class JobStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, created INTEGER, doc BLOB)"
         )
+        # Cancels asked in a worker that does not run the job: the runner reads them here, so its
+        # own rewrites of the job record can never lose one.
+        self._db.execute("CREATE TABLE IF NOT EXISTS cancels (id TEXT PRIMARY KEY)")
         self._db.commit()
         self._lock = threading.Lock()
+        self._runner_fd: int | None = None
+
+    def take_runner_lock(self) -> bool:
+        """Whether this process now runs the jobs: one process per store does (workers share it)."""
+        if self._runner_fd is not None:
+            return True
+        fd = os.open(self.directory / "runner.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._runner_fd = fd
+        return True
 
     @staticmethod
     def new_id(prefix: str) -> str:
@@ -158,6 +177,14 @@ class JobStore:
             self._db.commit()
         self.file_path(file_id).unlink(missing_ok=True)
 
+    def request_cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO cancels (id) VALUES (?)", (job_id,))
+            self._db.commit()
+
+    def cancels(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT id FROM cancels")}
+
     def unfinished(self) -> list[JobRecord]:
         rows = self._db.execute("SELECT doc FROM jobs ORDER BY created").fetchall()
         jobs = [msgspec.json.decode(doc, type=JobRecord) for (doc,) in rows]
@@ -176,4 +203,7 @@ class JobStore:
         return bytes(row[0]) if row else None
 
     def close(self) -> None:
+        if self._runner_fd is not None:
+            os.close(self._runner_fd)  # the lock goes with it: another worker may take over
+            self._runner_fd = None
         self._db.close()

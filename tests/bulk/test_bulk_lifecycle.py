@@ -8,7 +8,9 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import pytest
 
+from gateway.bulk import service
 from gateway.bulk.store import JobRecord
 from gateway.config import Settings
 from gateway.fake import FakeGemini
@@ -125,3 +127,26 @@ async def test_cancel_stops_the_google_batch_and_ends_the_job_cancelled(gw: Bulk
     assert len(errors) == len(TEXTS)
     again = await gw.http.post(f"/v1/batches/{batch_id}/cancel")
     assert again.status_code == 409
+
+
+async def test_workers_sharing_a_cache_dir_run_each_job_once(
+    bulk_settings: Settings,
+    bulk_fake: FakeGemini,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service, "RESCAN_S", 0.005)
+    async with (
+        running(bulk_settings, bulk_fake, clock) as first,
+        running(bulk_settings, bulk_fake, clock) as second,
+    ):
+        assert first.bulk.runs_jobs and not second.bulk.runs_jobs
+        await _check_output(
+            second, await second.submit([line(f"c{i}", t) for i, t in enumerate(TEXTS)])
+        )
+        clock.paused = True
+        batch_id = await second.submit([line("late", "a later text")])
+        await _until(lambda: bulk_fake.batch.creates == 2, "the runner never took the job")
+        assert (await second.openai.batches.cancel(batch_id)).status == "cancelling"
+        assert (await second.finished(batch_id)).status == "cancelled"
+    assert bulk_fake.batch.creates == 2
