@@ -54,8 +54,10 @@ async def test_the_page_and_its_files_come_from_the_package_under_a_csp_without_
 async def test_stats_move_as_requests_flow_and_the_consoles_own_calls_are_not_counted(
     gateway: Gateway,
 ) -> None:
-    before = (await gateway.http.get("/ui/api/stats")).json()
+    stats_reply = await gateway.http.get("/ui/api/stats")
+    before = stats_reply.json()
     assert before["object"] == "console.stats"
+    assert stats_reply.headers["cache-control"] == "no-store"
     assert before["requests"] == 0
     assert before["lookups"] == {}
     assert before["reuses"] == {}

@@ -29,8 +29,7 @@ STATE_KEY = "console"
 # page's own previews (blob:) and thumbnails carried in metadata (data:).
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self';"
-    " img-src 'self' data: blob:; media-src 'self' blob:; base-uri 'none'; form-action 'none';"
-    " frame-ancestors 'none'"
+    " img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
@@ -42,6 +41,7 @@ OPEN_PATHS = frozenset({"/ui", *(f"/ui/{name}" for name in ASSETS if name != "in
 MAX_LINES = 10_000
 _SHARED_COUNTS = ("hits", "misses", "errors", "skipped", "dropped_writes")
 _encode = msgspec.json.Encoder().encode
+_NO_STORE = [("cache-control", "no-store")]  # live figures: no browser or proxy keeps them
 
 
 def attach(services: Services) -> Timeline:
@@ -178,7 +178,8 @@ async def console_stats(request: Request[Any, Any, Any]) -> RawJSON:
     # cache.stats() asks SQLite for the entry count and volume: off the event loop. The
     # timeline is read here, on the loop, where the requests that feed it run.
     figures = await asyncio.to_thread(services.cache.stats)
-    return RawJSON(_encode(build_stats(services, _timeline(request), figures)))
+    stats = _encode(build_stats(services, _timeline(request), figures))
+    return RawJSON(stats, headers=_NO_STORE)
 
 
 @get(
@@ -202,7 +203,7 @@ async def console_requests(request: Request[Any, Any, Any]) -> RawJSON:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LINES:
         raise InvalidRequest(f"`limit` must be an integer in 1..{MAX_LINES}", param="limit")
     lines = _timeline(request).lines(int(raw))
-    return RawJSON(_encode({"object": "list", "data": lines}))
+    return RawJSON(_encode({"object": "list", "data": lines}), headers=_NO_STORE)
 
 
 ROUTES = [console_page, console_asset, console_stats, console_requests]
