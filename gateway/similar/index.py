@@ -1,45 +1,81 @@
 """HammingIndexes: one usearch `b1` index (Hamming metric) per group of fingerprints.
 
 A group is the parameters' digest plus the parts' kinds, so a candidate always has the same
-model, task, title, size and shape. Built from the store on first use (the store is durable;
-an index is a cache of it), then kept in step as prints are added. Candidates only.
+model, task, title, size and shape. The store is the truth; an index file is a snapshot of it:
+on first use a group's snapshot is loaded and the prints stored after it are added (all of them
+when there is no snapshot or it cannot be read), and a snapshot is written again after every
+`SAVE_EVERY` new prints and at close. Candidates only: verification decides.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
+import blake3
 import numpy as np
 from usearch.index import Index
+
+SAVE_EVERY = 512  # new prints between snapshots: a restart re-adds at most this many per group
+
+Loader = Callable[[bytes, int], Iterable[tuple[int, bytes]]]
 
 
 class HammingIndexes:
     """Group -> usearch index over packed codes; labels are the store's print ids."""
 
-    def __init__(self, load: Callable[[bytes], Iterable[tuple[int, bytes]]]) -> None:
+    def __init__(self, load: Loader, directory: Path | None) -> None:
+        """`load(group, after)` yields (id, code) of prints with ids above `after`; snapshots
+        live in `directory` (None: never written, e.g. a read-only store)."""
         self._load = load
+        self._directory = directory
         self._indexes: dict[bytes, Index] = {}
+        self._unsaved: dict[bytes, int] = {}
         self._lock = threading.Lock()
+
+    def _path(self, group: bytes) -> Path | None:
+        if self._directory is None:
+            return None
+        return self._directory / f"index-{blake3.blake3(group).hexdigest()[:24]}.usearch"
 
     def _index(self, group: bytes, bits: int) -> Index:
         index = self._indexes.get(group)
-        if index is None:
-            index = Index(ndim=bits, metric="hamming", dtype="b1")
-            rows = list(self._load(group))
-            if rows:
-                labels = np.array([r[0] for r in rows], dtype=np.uint64)
-                codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8)
-                index.add(labels, codes.reshape(len(rows), -1), threads=1)
-            self._indexes[group] = index
+        if index is not None:
+            return index
+        index, after = self._snapshot(group, bits)
+        rows = list(self._load(group, after))
+        if rows:
+            labels = np.array([r[0] for r in rows], dtype=np.uint64)
+            codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8)
+            index.add(labels, codes.reshape(len(rows), -1), threads=1)
+        self._indexes[group] = index
+        self._unsaved[group] = len(rows)
         return index
 
+    def _snapshot(self, group: bytes, bits: int) -> tuple[Index, int]:
+        """The group's saved index and its highest label, or an empty one and 0."""
+        path = self._path(group)
+        if path is not None and path.exists():
+            try:
+                index = Index.restore(str(path), view=False)
+                if index is not None and index.ndim == bits:
+                    top = int(np.max(index.keys)) if len(index) else 0
+                    return index, top
+            except Exception:  # noqa: S110 (a damaged snapshot: rebuilt from the store below)
+                pass
+        return Index(ndim=bits, metric="hamming", dtype="b1"), 0
+
     def add(self, group: bytes, label: int, code: bytes) -> None:
-        """Index one new print."""
+        """Index one new print; snapshot the group now and then."""
         with self._lock:
             index = self._index(group, len(code) * 8)
             if not index.contains(label):
                 index.add(label, np.frombuffer(code, dtype=np.uint8), threads=1)
+                self._unsaved[group] = self._unsaved.get(group, 0) + 1
+            if self._unsaved[group] >= SAVE_EVERY:
+                self._save(group, index)
 
     def search(self, group: bytes, code: bytes, count: int, radius: int) -> list[tuple[int, int]]:
         """Up to `count` (label, distance) nearest to `code` within `radius` bits, nearest first."""
@@ -51,6 +87,22 @@ class HammingIndexes:
         pairs = zip(found.keys.tolist(), found.distances.tolist(), strict=True)
         return [(int(k), int(d)) for k, d in pairs if d <= radius]
 
+    def _save(self, group: bytes, index: Index) -> None:
+        path = self._path(group)
+        if path is None:
+            return
+        temporary = path.with_suffix(".tmp")
+        index.save(str(temporary))
+        os.replace(temporary, path)  # a reader never sees half a file
+        self._unsaved[group] = 0
+
+    def save(self) -> None:
+        """Snapshot every group with unsaved prints (at close)."""
+        with self._lock:
+            for group, index in self._indexes.items():
+                if self._unsaved.get(group):
+                    self._save(group, index)
+
     def size(self) -> int:
-        """Prints indexed, over every group built so far."""
+        """Prints indexed, over every group loaded so far."""
         return sum(len(i) for i in self._indexes.values())

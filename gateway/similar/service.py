@@ -82,7 +82,8 @@ class SimilarInputs:
     def __init__(self, settings: NearDuplicateSettings, path: Path, *, writes: bool = True):
         self.settings = settings
         self.store = SimilarStore(path, writes=writes)
-        self.indexes = HammingIndexes(self.store.codes)
+        snapshots = None if self.store.read_only else path.parent
+        self.indexes = HammingIndexes(self.store.codes, snapshots)
 
     def allowed(self, requested: bool | None) -> frozenset[str]:
         """The modalities a request may be served near: off when it says so, on only where the
@@ -221,6 +222,9 @@ class SimilarInputs:
         return look.print
 
     def close(self) -> None:
+        """Snapshot the indexes (when writable) and close the store."""
+        if not self.store.read_only:
+            self.indexes.save()
         self.store.close()
 
 

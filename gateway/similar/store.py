@@ -101,13 +101,13 @@ class SimilarStore:
                     added.append((cursor.lastrowid, group, code))
         return added
 
-    def codes(self, group: bytes) -> Iterator[tuple[int, bytes]]:
-        """Every (id, code) of a group, for building its index."""
+    def codes(self, group: bytes, after: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Every (id, code) of a group with an id above `after`, for building its index."""
         if self._db is None:
             return iter(())
         with self.lock:
             rows = self._db.execute(
-                "SELECT id, code FROM prints WHERE grp = ? ORDER BY id", (group,)
+                "SELECT id, code FROM prints WHERE grp = ? AND id > ? ORDER BY id", (group, after)
             ).fetchall()
         return ((int(i), bytes(c)) for i, c in rows)
 

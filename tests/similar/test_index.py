@@ -1,0 +1,82 @@
+"""The Hamming indexes: candidates within the radius, snapshots that survive a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.similar import index as index_module
+from gateway.similar.index import HammingIndexes
+from gateway.similar.store import SimilarStore
+
+GROUP = b"scope|image"
+
+
+def codes(n: int) -> list[bytes]:
+    rng = np.random.default_rng(4)
+    return [rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(n)]
+
+
+def fill(store: SimilarStore, rows: list[bytes], start: int) -> list[tuple[int, bytes, bytes]]:
+    return store.put_prints(
+        [(b"key%d" % (start + i), GROUP, code, b"print") for i, code in enumerate(rows)]
+    )
+
+
+def flipped(code: bytes, bits: int) -> bytes:
+    raw = bytearray(code)
+    for bit in range(bits):
+        raw[bit // 8] ^= 1 << (bit % 8)
+    return bytes(raw)
+
+
+def test_search_finds_within_the_radius_only(tmp_path: Path) -> None:
+    store = SimilarStore(tmp_path / "near.sqlite3")
+    rows = codes(50)
+    indexes = HammingIndexes(store.codes, tmp_path)
+    for label, group, code in fill(store, rows, 0):
+        indexes.add(group, label, code)
+    [(label, distance)] = indexes.search(GROUP, flipped(rows[7], 3), 1, radius=10)
+    assert label == 8 and distance == 3  # SQLite ids start at 1
+    assert indexes.search(GROUP, flipped(rows[7], 30), 1, radius=10) == []
+    assert indexes.search(b"other", rows[7], 1, radius=256) == []
+
+
+def test_a_snapshot_plus_the_newer_prints_serve_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "SAVE_EVERY", 10)
+    store = SimilarStore(tmp_path / "near.sqlite3")
+    rows = codes(25)
+    indexes = HammingIndexes(store.codes, tmp_path)
+    for at, row in enumerate(rows):
+        [(label, group, code)] = fill(store, [row], at)
+        indexes.add(group, label, code)  # snapshots at 10 and 20; 5 only in SQLite
+    assert len(list(tmp_path.glob("index-*.usearch"))) == 1
+    store.close()
+    store = SimilarStore(tmp_path / "near.sqlite3")
+    loaded: list[int] = []
+
+    def load(group: bytes, after: int) -> list[tuple[int, bytes]]:
+        loaded.append(after)
+        return list(store.codes(group, after))
+
+    again = HammingIndexes(load, tmp_path)
+    assert again.search(GROUP, rows[24], 1, radius=0) == [(25, 0)]
+    assert again.search(GROUP, rows[3], 1, radius=0) == [(4, 0)]
+    assert loaded == [20] and again.size() == 25
+
+
+def test_a_damaged_snapshot_is_rebuilt_from_the_store(tmp_path: Path) -> None:
+    store = SimilarStore(tmp_path / "near.sqlite3")
+    rows = codes(5)
+    indexes = HammingIndexes(store.codes, tmp_path)
+    for label, group, code in fill(store, rows, 0):
+        indexes.add(group, label, code)
+    indexes.save()
+    [snapshot] = tmp_path.glob("index-*.usearch")
+    snapshot.write_bytes(b"not an index")
+    again = HammingIndexes(store.codes, tmp_path)
+    assert again.search(GROUP, rows[2], 1, radius=0) == [(3, 0)]
