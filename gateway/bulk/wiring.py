@@ -19,7 +19,7 @@ from gateway.upstream.gemini import tls_context
 
 log = structlog.get_logger("gateway.bulk")
 FAKE_KEY = "fake-upstream-key"
-_FAKE_DELAY_S = 2.0  # the offline demo's Google batches finish after this long
+_FAKE_DELAY_S = 1.0  # the offline demo's Google batches finish after this long
 
 
 def build_bulk(
