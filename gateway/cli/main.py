@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import cache, collections, serve
+from gateway.cli import bulk, cache, collections, serve
 from gateway.errors import ConfigError
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     cache.register(sub)
     collections.register(sub)
+    bulk.register(sub)
     return parser
 
 
