@@ -38,8 +38,9 @@ def decode_image(data: bytes) -> Image:
     """The decoded image (Pillow, imported only when a byte key missed and a stage is on)."""
     from PIL import Image as PILImage
 
-    PILImage.MAX_IMAGE_PIXELS = MAX_PIXELS
-    image = PILImage.open(io.BytesIO(data))
+    image = PILImage.open(io.BytesIO(data))  # reads the header only
+    if image.width * image.height > MAX_PIXELS:
+        raise ValueError(f"{image.width}x{image.height} is more pixels than a screen")
     image.load()
     return image
 

@@ -96,7 +96,13 @@ class SimilarInputs:
     async def find(
         self, missing: Mapping[bytes, Content], params: EmbedParams, allowed: frozenset[str]
     ) -> Probe:
-        return await asyncio.to_thread(self.find_now, dict(missing), params, allowed)
+        """What canonical and near aliases can serve; nothing when the layer fails (the inputs
+        then go upstream as if it were off: it may save items, never cost a request)."""
+        try:
+            return await asyncio.to_thread(self.find_now, dict(missing), params, allowed)
+        except Exception as exc:
+            log.warning("similar inputs not looked up", error=type(exc).__name__)
+            return Probe({}, {})
 
     async def learn(self, probe: Probe, fetched: set[bytes], params: EmbedParams) -> None:
         """Record aliases and prints of fetched inputs; a failure costs only future reuse."""

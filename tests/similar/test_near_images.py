@@ -3,6 +3,7 @@ only after verification, said in the headers, switchable per request, durable, c
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,17 @@ async def test_collection_searches_reuse_and_item_adds_do_not(near_gateway: Gate
     found = await http.post("/v1/collections/s/search", json={"input": query, "k": 1})
     assert found.status_code == 200, found.text
     assert found.headers["x-cache-near"] == "1/1" and near_gateway.fake.items_received == 2
+
+
+async def test_a_failing_similar_store_costs_items_not_requests(near_gateway: Gateway) -> None:
+    app: Any = near_gateway.http.app
+    similar = app.state["services"].embedder.similar
+
+    def broken(*_: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    similar.store.aliases = broken
+    similar.store.put_prints = broken
+    await send(near_gateway, "base")
+    response = await send(near_gateway, "caret")
+    assert near_gateway.fake.items_received == 2 and response.headers["x-cache"] == "MISS"
