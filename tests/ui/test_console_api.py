@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ async def test_stats_move_as_requests_flow_and_the_consoles_own_calls_are_not_co
     stats_reply = await gateway.http.get("/ui/api/stats")
     before = stats_reply.json()
     assert before["object"] == "console.stats"
+    assert before["pid"] == os.getpid()  # in-process here; with workers, the one that answered
     assert stats_reply.headers["cache-control"] == "no-store"
     assert before["requests"] == 0
     assert before["lookups"] == {}

@@ -9,6 +9,7 @@ of its own calls. Without a valid key it shows the key form and nothing else.
 from __future__ import annotations
 
 import asyncio
+import os
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -102,6 +103,7 @@ def build_stats(services: Services, timeline: Timeline, figures: dict[str, int])
     latency = timeline.hit_latency()
     return schema.Stats(
         object="console.stats",
+        pid=os.getpid(),
         now=timeline.now(),
         started=timeline.started,
         step_s=timeline.step_s,

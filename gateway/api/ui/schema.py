@@ -56,6 +56,7 @@ class Stats(msgspec.Struct):
     """Totals since the process started, the state now, and the last hour in steps."""
 
     object: str
+    pid: int  # the process that answered: with [server] workers > 1, each keeps its own figures
     now: float
     started: float
     step_s: float

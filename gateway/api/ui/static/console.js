@@ -139,7 +139,7 @@ async function refreshOverview() {
   const near = (reuses.near || 0) + (reuses.alias || 0);
   const canonical = reuses.canonical || 0;
   let rps = null;
-  if (previous && now.now > previous.now) rps = (now.requests - previous.requests) / (now.now - previous.now);
+  if (previous && previous.pid === now.pid && now.now > previous.now) rps = (now.requests - previous.requests) / (now.now - previous.now);
   setText("ov-rps", rps === null ? "-" : rps.toFixed(rps < 10 ? 2 : 0));
   setText("ov-requests", now.requests + " requests since start, " + now.errors + " errors");
   setText("ov-hit-ratio", looked ? pct(hits / looked) : "-");
@@ -173,7 +173,9 @@ async function refreshOverview() {
   $("ov-extra-card").hidden = extra.length === 0;
   $("ov-extra").replaceChildren(...extra.flatMap(([k, v]) => [el("dt", k.replace(/^gateway_/, "")), el("dd", v)]));
   drawCharts(now.series);
-  setText("ov-updated", "Updated " + new Date(now.now * 1000).toLocaleTimeString());
+  setText("ov-updated", "Updated " + new Date(now.now * 1000).toLocaleTimeString() +
+    " by process " + now.pid + (previous && previous.pid !== now.pid
+      ? " (another worker than the last refresh: each worker keeps its own figures)" : ""));
 }
 
 function drawCharts(series) {
@@ -407,7 +409,7 @@ async function searchCollection(event) {
 // ---- requests -------------------------------------------------------------------------------
 
 async function refreshRequests() {
-  const lines = (await call("/ui/api/requests?limit=200")).body.data;
+  const lines = (await call("/ui/api/requests?limit=300")).body.data;
   $("rq-table").querySelector("tbody").replaceChildren(...lines.reverse().map((line) => {
     const row = el("tr");
     const cells = [new Date(line.time * 1000).toLocaleTimeString(), line.method, line.route, line.status,
