@@ -167,6 +167,10 @@ class JobStore:
             rows = rows[ids.index(after) + 1 :] if after in ids else []
         return [msgspec.json.decode(doc, type=JobRecord) for _, doc in rows[:limit]]
 
+    def all_jobs(self) -> list[JobRecord]:
+        rows = self._db.execute("SELECT doc FROM jobs").fetchall()
+        return [msgspec.json.decode(doc, type=JobRecord) for (doc,) in rows]
+
     def files(self) -> list[FileRecord]:
         rows = self._db.execute("SELECT doc FROM files ORDER BY created DESC, id DESC").fetchall()
         return [msgspec.json.decode(doc, type=FileRecord) for (doc,) in rows]

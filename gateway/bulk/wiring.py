@@ -7,7 +7,9 @@ from pathlib import Path
 
 import httpx
 import structlog
+from prometheus_client import CollectorRegistry
 
+from gateway.bulk.figures import BulkFigures
 from gateway.bulk.google import GoogleBatch
 from gateway.bulk.runner import Clock, JobRunner, Sleep, wall_clock
 from gateway.bulk.service import BulkService
@@ -29,6 +31,7 @@ def build_bulk(
     embedder: Embedder,
     *,
     http: httpx.AsyncClient | None = None,
+    registry: CollectorRegistry | None = None,
     clock: Clock = wall_clock,
     sleep: Sleep = asyncio.sleep,
 ) -> BulkService | None:
@@ -47,6 +50,8 @@ def build_bulk(
             google = GoogleBatch(
                 http, key, settings.upstream.api_version, settings.bulk.upload_chunk_bytes
             )
+    if registry is not None:
+        registry.register(BulkFigures(store))
     runner = JobRunner(store, settings, cache, embedder, google, clock, sleep)
     return BulkService(settings, store, runner)
 

@@ -62,6 +62,10 @@ async def _the_big_job(gw: BulkGateway) -> None:
         float(meta["gateway_dollars_batch"]),
     )
     assert half == round(interactive / 2, 6) and interactive > 0
+    metrics = (await gw.http.get("/metrics")).text
+    assert 'gateway_bulk_items_total{kind="billed"} 560.0' in metrics
+    assert f'gateway_bulk_items_total{{kind="cached"}} {cached_lines}.0' in metrics
+    assert 'gateway_bulk_dollars_total{price="batch"}' in metrics
     out = await gw.lines(batch.output_file_id)
     assert [row["custom_id"] for row in out] == [f"req-{n}" for n in range(1000)]
     assert batch.error_file_id is None
