@@ -109,7 +109,7 @@ def create_app(
     )
     auth = ClientAuth(secrets.client_keys, metrics_require_key=settings.server.metrics_require_key)
     console = ui.attach(services) if settings.ui.enabled else None
-    bulk = build_bulk(settings, secrets, cache, embedder, http=bulk_http)
+    bulk = build_bulk(settings, secrets, cache, embedder, http=bulk_http, registry=metrics.registry)
     if console is not None:  # the page and its files hold no data: the key form must load
         auth.open_paths |= ui.OPEN_PATHS
 
