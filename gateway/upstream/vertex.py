@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ log = structlog.get_logger("gateway.upstream.vertex")
 
 GEMINI_API_HOST = "https://generativelanguage.googleapis.com"  # UpstreamSettings' default
 VERTEX_VERSIONS = ("v1", "v1beta1")
+POOL_CONNECTIONS = 8
 _MULTI_REGIONS = ("us", "eu")
 
 
@@ -70,14 +72,8 @@ class VertexUpstream:
     ) -> None:
         self.auth = auth
         self._own_client = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=settings.max_concurrency * 2,
-                max_keepalive_connections=settings.max_concurrency * 2,
-            ),
-            timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
-            verify=tls_context(),
-        )
+        self._pools = [http_client] if http_client is not None else _pools(settings)
+        self._busy = dict.fromkeys(range(len(self._pools)), 0)  # calls in flight per pool
         base = settings.base_url.rstrip("/")
         if base == GEMINI_API_HOST:  # left at the Gemini API's default: the location's host
             base = vertex_host(settings.location, auth.express)
@@ -129,8 +125,10 @@ class VertexUpstream:
 
     async def _post(self, model: str, body: bytes) -> httpx.Response:
         headers = await self.auth.headers()
+        pool = min(self._busy, key=self._busy.__getitem__)  # the least busy pool
+        self._busy[pool] += 1
         try:
-            response = await self._http.post(
+            response = await self._pools[pool].post(
                 self.url(model),
                 content=body,
                 headers={**headers, "content-type": "application/json"},
@@ -139,13 +137,35 @@ class VertexUpstream:
             raise UpstreamTimeout("the upstream did not answer in time") from exc
         except httpx.TransportError as exc:
             raise UpstreamUnavailable(f"cannot reach the upstream: {type(exc).__name__}") from exc
+        finally:
+            self._busy[pool] -= 1
         if response.status_code == 401:
             self.auth.invalidate(headers)
         return response
 
     async def aclose(self) -> None:
         if self._own_client:
-            await self._http.aclose()
+            await asyncio.gather(*(pool.aclose() for pool in self._pools))
+
+
+def _pools(settings: UpstreamSettings) -> list[httpx.AsyncClient]:
+    """httpx clients for max_concurrency connections, at most POOL_CONNECTIONS each.
+
+    httpcore's pool does work in (queued requests x connections) each time a request starts or
+    ends, and one call per Content makes that the cost that counts. 400 calls, 32 in flight, to
+    the fake on a socket at 50 ms (load ~5 on 2 cores): one pool of 32 took
+    6.9-8.2 ms of CPU a call and 3.3-4.1 s; four pools of 8 took 2.2-2.5 ms and 1.1-1.3 s.
+    """
+    pools = max(1, math.ceil(settings.max_concurrency / POOL_CONNECTIONS))
+    size = math.ceil(settings.max_concurrency / pools)
+    return [
+        httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+            timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
+            verify=tls_context(),
+        )
+        for _ in range(pools)
+    ]
 
 
 def _config(params: EmbedParams, dims: int) -> dict[str, Any]:
