@@ -434,7 +434,7 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const slot of ["a", "b"]) bindDrop($("pg-file-" + slot), (file) => setSlotFile(slot, file));
   bindDrop($("col-file"), (file) => {
     collectionFile = file;
-    setText("col-file-name", file ? file.name : "");
+    setText("col-file-name", file ? file.name + ": searched with instead of the text" : "");
   });
   $("pg-embed").addEventListener("click", () => embed(["a"]).catch(fail("pg-error")));
   $("pg-compare").addEventListener("click", () => embed(["a", "b"]).catch(fail("pg-error")));
