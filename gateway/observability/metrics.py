@@ -100,6 +100,13 @@ class GatewayMetrics:
             ["model", "modality", "stage"],
             registry=r,
         )
+        self.near_hits = Counter(
+            "gateway_near_hits",
+            "Inputs served a verified near duplicate's vector (x-cache-near), now or through"
+            " the alias recorded when it was first verified",
+            ["model", "modality"],
+            registry=r,
+        )
         self.near_difference = Histogram(
             "gateway_near_difference",
             "Measured difference (1 - similarity) of each near-duplicate input served",
@@ -207,6 +214,7 @@ class GatewayMetrics:
             self._child(self.reuses, spec.id, modality, stage).inc()
             if stage != "canonical":
                 near += 1
+                self._child(self.near_hits, spec.id, modality).inc()
                 self._child(self.near_difference, modality).observe(1.0 - similarity)
         state = current_state()
         if state is not None and near:

@@ -60,6 +60,7 @@ async def test_a_caret_blink_costs_nothing_and_says_so(near_gateway: Gateway) ->
         'gateway_cache_reuses_total{modality="image",model="gemini-embedding-2",stage="near"} 1.0'
         in metrics
     )
+    assert 'gateway_near_hits_total{modality="image",model="gemini-embedding-2"} 1.0' in metrics
 
 
 @pytest.mark.parametrize("name", ["banner", "row", "other"])
