@@ -148,7 +148,10 @@ async function refreshOverview() {
     ", " + misses + " misses");
   setText("ov-saved", dollars(sum(now.saved_dollars)));
   const by = Object.entries(now.saved_dollars).filter(([, v]) => v > 0);
-  setText("ov-saved-detail", by.length ? by.map(([m, v]) => m + " " + dollars(v)).join(", ") : "nothing served from the cache yet");
+  const tokens = sum(now.saved_tokens);
+  setText("ov-saved-detail", by.length
+    ? by.map(([m, v]) => m + " " + dollars(v)).join(", ") + "; " + tokens.toLocaleString("en") + " tokens not bought"
+    : "nothing served from the cache yet");
   const up = now.upstream;
   setText("ov-upstream", up.calls + (up.calls === 1 ? " call" : " calls"));
   setText("ov-upstream-detail", up.items + " items, " + up.errors + " errors, " + up.fast_failures + " refused fast");
