@@ -7,6 +7,8 @@ switched off in the environment, tiktoken reads the copy the gateway ships, and 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,35 @@ OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
     "SCARF_NO_ANALYTICS": "true",
 }
+
+
+# The package each recipe module needs, from the `integrations` extra (not part of `dev`).
+TOOLS = {
+    "test_chroma": "chromadb",
+    "test_haystack": "haystack",
+    "test_langchain": "langchain_core",
+    "test_llamaindex": "llama_index.embeddings.openai",
+    "test_qdrant": "qdrant_client",
+}
+
+
+@pytest.fixture(autouse=True)
+def _tool_installed(request: pytest.FixtureRequest) -> None:
+    """A recipe whose tool is not installed: skipped locally, a failure under CI=true."""
+    module = TOOLS.get(request.module.__name__.rsplit(".", 1)[-1])
+    if module is None or _importable(module):
+        return
+    message = f"{module} is not installed: pip install -e '.[integrations]'"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
