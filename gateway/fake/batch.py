@@ -24,6 +24,7 @@ from gateway.fake.records import FakeCall, FakeItem
 from gateway.fake.vectors import DIMS, bare_model, vectors_for_items
 
 Headers = list[tuple[bytes, bytes]]
+_VECTOR_CHUNK = 1000
 Answer = tuple[int, bytes, Headers]
 _VER = r"(v1|v1beta|v1alpha)"
 _CREATE = re.compile(rf"/{_VER}/models/([^/:]+):asyncBatchEmbedContent")
@@ -231,9 +232,12 @@ class FakeBatchAPI:
         return {"responsesFile": job.output_file}
 
     def _results(self, job: FakeBatchJob) -> list[dict[str, Any]]:
-        vectors = vectors_for_items([item for _, item in job.items])
         rows: list[dict[str, Any]] = []
+        vectors = vectors_for_items([])
         for i, (key, item) in enumerate(job.items):
+            if i % _VECTOR_CHUNK == 0:  # full 3072-dim vectors a chunk at a time, not all at once
+                chunk = job.items[i : i + _VECTOR_CHUNK]
+                vectors = vectors_for_items([it for _, it in chunk])
             row: dict[str, Any]
             if self._item_error is not None and self._item_error(item):
                 row = {
@@ -244,7 +248,7 @@ class FakeBatchAPI:
                     }
                 }
             else:
-                values = vectors[i][: item.output_dimensionality or DIMS].tolist()
+                values = vectors[i % _VECTOR_CHUNK][: item.output_dimensionality or DIMS].tolist()
                 row = {
                     "response": {
                         "embedding": {"values": values},
