@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from langchain_openai import OpenAIEmbeddings
 
 from gateway.content.tokens import cl100k_base, decode_token_ids, install_tiktoken_cache
 from tests.conftest import Gateway, unit
@@ -138,6 +137,8 @@ def test_tiktoken_never_touches_the_network(tmp_path: Path) -> None:
 async def test_langchain_default_openai_embeddings_work_unchanged(
     gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from langchain_openai import OpenAIEmbeddings  # here: importing it costs ~1.3 s per worker
+
     # LangChain tokenises client-side with tiktoken; the gateway ships the file it needs.
     install_tiktoken_cache(tmp_path / "tiktoken")
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken"))
