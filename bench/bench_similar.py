@@ -1,7 +1,7 @@
 """Similar inputs (issue 13): what near-duplicate reuse saves, what it costs, and that it is safe.
 
     /work/venv/bin/python bench/bench_similar.py            # 2,000 frames, 13,000 chunks, 1M index
-    /work/venv/bin/python bench/bench_similar.py --quick    # 240 frames, 1,500 chunks, 50k index
+    /work/venv/bin/python bench/bench_similar.py --quick    # 160 frames, 1,000 chunks, 20k index
     /work/venv/bin/python bench/bench_similar.py --write    # into bench/results/similar.md
 
 1. Agent-screenshot replay (bench/near_sets.py: caret blinks, a clock ticking every 60 frames,
@@ -252,9 +252,9 @@ def main() -> None:
     ap.add_argument("--index-size", type=int)
     add_write_flag(ap)
     args = ap.parse_args()
-    frames = args.frames or (240 if args.quick else 2000)
-    count = args.chunks or (1500 if args.quick else 13000)
-    size = args.index_size or (50_000 if args.quick else 1_000_000)
+    frames = args.frames or (160 if args.quick else 2000)
+    count = args.chunks or (1000 if args.quick else 13000)
+    size = args.index_size or (20_000 if args.quick else 1_000_000)
     shots, saved = screenshots(frames)
     section = report([shots, reindex(count), adversarial(60, saved), index_search(size)])
     print(section)
