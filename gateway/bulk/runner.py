@@ -136,7 +136,7 @@ class JobRunner:
     async def _poll(self, job: JobRecord) -> None:
         deadline = job.created_at + self.settings.bulk.expire_after_s
         while True:
-            pending = [r for r in job.google if r.name and r.state not in ENDED]
+            pending = [r for r in job.google if r.name and not _settled(r)]
             if job.cancel_requested or self.clock() >= deadline:
                 end = "BATCH_STATE_CANCELLED" if job.cancel_requested else "BATCH_STATE_EXPIRED"
                 for record in pending:
@@ -170,7 +170,10 @@ class JobRunner:
         meta = op.get("metadata") or {}
         record.state = str(meta.get("state") or "")
         if record.state == "BATCH_STATE_SUCCEEDED":
-            await self._collect(job, record, meta.get("output") or op.get("response") or {})
+            try:
+                await self._collect(job, record, meta.get("output") or op.get("response") or {})
+            except UpstreamError as exc:  # the results file did not come: again at the next poll
+                log.warning("bulk results not read", batch=record.name, error=exc.message)
         elif record.state in ENDED:
             error = op.get("error") or {}
             record.error = str(error.get("message") or record.state.lower())
@@ -221,6 +224,13 @@ class JobRunner:
                     yield _decode_row(line)
                 except msgspec.DecodeError:
                     continue
+
+
+def _settled(record: GoogleBatchRecord) -> bool:
+    """Ended, and its results (if any) are in the cache."""
+    if record.state == "BATCH_STATE_SUCCEEDED":
+        return record.collected
+    return record.state in ENDED
 
 
 def _inline(line: bytes) -> dict[str, Any]:

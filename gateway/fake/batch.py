@@ -68,6 +68,8 @@ class FakeBatchAPI:
         self.jobs: dict[str, FakeBatchJob] = {}
         self.files: dict[str, bytes] = {}
         self.creates = 0
+        self.fail_downloads = 0  # the next this many downloads answer 503
+        self.downloads = 0
         self._uploads: dict[str, _Upload] = {}
         self._ends: list[str] = []
         self._item_error: Callable[[FakeItem], bool] | None = None
@@ -152,6 +154,10 @@ class FakeBatchAPI:
             if data is None:
                 return _status(404)
             if m[3] == "download":
+                self.downloads += 1
+                if self.fail_downloads > 0:
+                    self.fail_downloads -= 1
+                    return _status(503)
                 return 200, data, [(b"content-type", b"application/jsonl")]
             return 200, orjson.dumps(_file_doc(f"files/{m[2]}", len(data))), []
         return _status(404)

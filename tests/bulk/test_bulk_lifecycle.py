@@ -150,3 +150,13 @@ async def test_workers_sharing_a_cache_dir_run_each_job_once(
         assert (await second.openai.batches.cancel(batch_id)).status == "cancelling"
         assert (await second.finished(batch_id)).status == "cancelled"
     assert bulk_fake.batch.creates == 2
+
+
+async def test_a_results_file_that_fails_to_download_is_read_at_the_next_poll(
+    tmp_path: Path, bulk_fake: FakeGemini, clock: ManualClock
+) -> None:
+    settings = make_settings(tmp_path / "cache", bulk={"inline_max_items": 1})
+    bulk_fake.batch.fail_downloads = 1
+    async with running(settings, bulk_fake, clock) as gw:
+        await _check_output(gw, await gw.submit([line(f"c{i}", t) for i, t in enumerate(TEXTS)]))
+    assert bulk_fake.batch.downloads == 2 and bulk_fake.batch.creates == 1
