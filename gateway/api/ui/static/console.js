@@ -172,7 +172,7 @@ async function refreshOverview() {
       " errors" + (shared.skipped ? ", " + shared.skipped + " skipped while cooling" : "") +
       (shared.last_error ? "; last error: " + shared.last_error : ""));
   }
-  const extra = Object.entries(now.extra);
+  const extra = Object.entries(now.extra).filter(([, v]) => v > 0); // off features count 0
   $("ov-extra-card").hidden = extra.length === 0;
   $("ov-extra").replaceChildren(...extra.flatMap(([k, v]) => [el("dt", k.replace(/^gateway_/, "")), el("dd", v)]));
   drawCharts(now.series);
