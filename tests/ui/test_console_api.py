@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from gateway.api.ui import routes
 from gateway.api.ui.routes import STATE_KEY
 from gateway.fake import FakeGemini
 from gateway.observability.timeline import Timeline
@@ -260,3 +262,16 @@ async def test_the_timeline_is_read_on_the_event_loop_where_requests_write_it(
     timeline.series = recording
     assert (await gateway.http.get("/ui/api/stats")).status_code == 200
     assert on_loop == [True]
+
+
+def test_the_page_weighs_under_200_kb_and_ships_only_what_it_serves() -> None:
+    static = Path(routes.__file__).with_name("static")
+    shipped = {p.name: p.stat().st_size for p in static.iterdir()}
+    assert set(shipped) == set(routes.ASSETS)  # nothing unserved, nothing missing
+    assert sum(shipped.values()) < 200 * 1024  # the issue's goal, all assets uncompressed
+    html = (static / "index.html").read_text()
+    assert set(re.findall(r'(?:src|href)="(/[^"]*)"', html)) == {
+        "/ui/icon.svg",
+        "/ui/console.css",
+        "/ui/console.js",
+    }
