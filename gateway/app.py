@@ -120,6 +120,7 @@ def create_app(
             cache_dir=cache.directory,
             mode="online" if scheduler else "cache-only",
             upstream="fake" if fake else settings.upstream.base_url,
+            provider=settings.upstream.provider,  # vertex: its own start-up line has the URL
         )
         await collection_manager.open()
         if bulk is not None:
