@@ -23,7 +23,7 @@ from gateway.api.openai.routes import EmbeddingItem, EmbeddingsResponse, Usage
 from gateway.bulk.lines import parse_line
 from gateway.bulk.output import error_line, ok_line
 from gateway.bulk.plan import PlanLine
-from gateway.bulk.store import FileRecord, GoogleBatchRecord, JobRecord, JobStore
+from gateway.bulk.store import NO_UPSTREAM, FileRecord, GoogleBatchRecord, JobRecord, JobStore
 from gateway.cache.store import VectorCache
 from gateway.config import Settings
 from gateway.core.vectors import derive
@@ -171,11 +171,13 @@ class _Assembly:
         if self.job.cancel_requested:
             return UpstreamError("the batch was cancelled before this line was embedded")
         batch = self.ended.get(line.upstream)
-        if batch is not None:
+        if batch is not None and batch.state != NO_UPSTREAM:
             state = batch.state.removeprefix("BATCH_STATE_")
             return UpstreamError(f"the Google batch ended {state}: {batch.error or state}")
         return CacheMiss(
-            f"input[{missing[0]}] is not in the cache (evicted, or no upstream)",
+            f"input[{missing[0]}] is not in the cache and this gateway has no upstream"
+            if batch is not None
+            else f"input[{missing[0]}] is not in the cache any more (evicted)",
             failed=tuple(missing),
             reason="not cached",
         )

@@ -18,7 +18,7 @@ import structlog
 from gateway.bulk.assemble import assemble
 from gateway.bulk.google import ENDED, GoogleBatch
 from gateway.bulk.plan import Miss, Planner
-from gateway.bulk.store import GoogleBatchRecord, JobRecord, JobStore
+from gateway.bulk.store import NO_UPSTREAM, GoogleBatchRecord, JobRecord, JobStore
 from gateway.cache.store import Cached, VectorCache
 from gateway.config import Settings
 from gateway.core.vectors import is_valid_vector
@@ -91,7 +91,7 @@ class JobRunner:
             if record.name is not None or record.state:
                 continue
             if self.google is None:
-                record.state, record.error = "UNAVAILABLE", "no upstream (cache-only mode)"
+                record.state, record.error = NO_UPSTREAM, "no upstream (cache-only mode)"
                 continue
             await self._create(job, index, record, self.google)
             self.store.save_job(job)

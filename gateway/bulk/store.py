@@ -19,6 +19,7 @@ import msgspec
 from gateway.errors import NotFound
 
 TERMINAL = frozenset(("completed", "failed", "expired", "cancelled"))
+NO_UPSTREAM = "NO_UPSTREAM"  # a GoogleBatchRecord never created: cache-only mode
 
 
 class FileRecord(msgspec.Struct, kw_only=True):

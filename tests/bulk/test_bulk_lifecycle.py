@@ -160,3 +160,20 @@ async def test_a_results_file_that_fails_to_download_is_read_at_the_next_poll(
     async with running(settings, bulk_fake, clock) as gw:
         await _check_output(gw, await gw.submit([line(f"c{i}", t) for i, t in enumerate(TEXTS)]))
     assert bulk_fake.batch.downloads == 2 and bulk_fake.batch.creates == 1
+
+
+async def test_cache_only_serves_the_cached_lines_and_503s_the_rest(
+    tmp_path: Path, bulk_fake: FakeGemini, clock: ManualClock
+) -> None:
+    online = make_settings(tmp_path / "cache")
+    async with running(online, bulk_fake, clock) as gw:
+        await gw.openai.embeddings.create(model="gemini-embedding-2", input=["warm"])
+    cache_only = make_settings(tmp_path / "cache", upstream={"mode": "cache-only"})
+    bulk_fake.reset()
+    async with running(cache_only, bulk_fake, clock) as gw:
+        batch = await gw.finished(await gw.submit([line("a", "warm"), line("b", "cold")]))
+        assert [row["custom_id"] for row in await gw.lines(batch.output_file_id)] == ["a"]
+        (error,) = await gw.lines(batch.error_file_id)
+    assert error["custom_id"] == "b" and error["response"]["status_code"] == 503
+    assert "no upstream" in error["response"]["body"]["error"]["message"]
+    assert bulk_fake.call_count == 0 and bulk_fake.batch.creates == 0
