@@ -2,7 +2,11 @@
 
 A miss joins the identical miss already in flight, else its lane's queue. A lane's batch leaves
 when it holds `max_batch` items or its oldest item has waited `max_wait_ms`; while every upstream
-slot is busy the queue keeps growing, so a burst becomes a few full batches. Vectors are stored
+slot is busy the queue keeps growing, so a burst becomes a few full batches. While a call of the
+same lane is in flight, a partial batch waits for company a little longer: until that call
+returns (its callers' next misses come right after) or for at most one typical call of the lane.
+So many clients each sending one miss at a time make a few calls, not one per arrival gap; an
+isolated miss, with nothing in flight, still leaves after `max_wait_ms`. Vectors are stored
 before their waiters are released: a key is always either in flight or in the cache. When the
 cache cannot take them (a full disk), they are served anyway, marked unstored, and the cache's
 health says so.
@@ -42,6 +46,25 @@ API_MAX_BATCH = 100  # batchEmbedContents takes at most 100 requests
 _WAIT_GRACE_S = 0.5
 _CLOSING = Failure.of(UpstreamUnavailable("the gateway is shutting down", retry_after=1.0))
 _BUG = Failure.of(UpstreamError("internal error in the upstream scheduler"))
+# A partial batch held for company never waits longer than this, however slow the lane's calls.
+_HOLD_MAX_S = 0.25
+_LANES_REMEMBERED = 256  # lanes whose typical call time is kept while idle
+_TYPICAL_WEIGHT = 0.2  # weight of the newest call in the lane's typical call time
+
+
+@dataclass(slots=True)
+class _LaneCalls:
+    """Calls of one lane in flight, calls returned, and the lane's typical call time (an EWMA)."""
+
+    busy: int = 0
+    returned: int = 0
+    typical_s: float = 0.0
+
+    def done(self, seconds: float) -> None:
+        self.busy -= 1
+        self.returned += 1
+        t = self.typical_s
+        self.typical_s = seconds if t == 0.0 else t + _TYPICAL_WEIGHT * (seconds - t)
 
 
 @dataclass(slots=True)
@@ -79,10 +102,12 @@ class Scheduler:
         workers: int = 1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        hold_for_company: bool = True,
     ) -> None:
         """`store` caches vectors before waiters hear of them, and `store_health` hears whether
         that worked; `workers` processes share the account's requests/min and tokens/min, so
-        each takes its share; `clock` and `sleep` are the time every wait here is measured in."""
+        each takes its share; `clock` and `sleep` are the time every wait here is measured in;
+        `hold_for_company` False sends partial batches at `max_wait_ms` always (the baseline)."""
         self.upstream = upstream
         self.settings = settings
         self.store = store
@@ -109,6 +134,9 @@ class Scheduler:
         self._inflight: dict[bytes, asyncio.Future[Settled]] = {}
         self._lanes: dict[tuple[EmbedParams, int], _Lane] = {}
         self._batches: set[asyncio.Task[None]] = set()
+        self._hold = hold_for_company
+        # By lane name, kept when a lane retires: its calls may still be in flight.
+        self._lane_calls: dict[tuple[EmbedParams, int], _LaneCalls] = {}
 
     # -- what /metrics and /readyz read -----------------------------------------------------
 
@@ -224,8 +252,7 @@ class Scheduler:
         return lane
 
     def _wake(self, lane: _Lane) -> None:
-        if len(lane.queue) >= self.max_batch:
-            lane.full.set()
+        lane.full.set()  # `_fill` looks again: full, or a held batch past its hold
         if lane.task is None:
             lane.task = asyncio.create_task(self._drain(lane), name="scheduler-lane")
 
@@ -243,6 +270,7 @@ class Scheduler:
                 except BaseException:
                     self._slots.release()
                     raise
+                self._lane_calls.setdefault(lane.name, _LaneCalls()).busy += 1
                 task = asyncio.create_task(self._run_batch(lane, batch), name="scheduler-batch")
                 self._batches.add(task)
                 task.add_done_callback(self._batches.discard)
@@ -256,10 +284,17 @@ class Scheduler:
                 del self._lanes[lane.name]
 
     async def _fill(self, lane: _Lane) -> None:
-        """Wait until the lane holds a full batch or its oldest item has waited max_wait_ms."""
+        """Wait until the lane holds a full batch or its oldest item has waited max_wait_ms, or,
+        while a call of the lane is in flight, until one returns or a typical call's time."""
         wait_s = self.settings.max_wait_ms / 1000.0
+        calls = self._lane_calls.setdefault(lane.name, _LaneCalls())
+        returned = calls.returned
         while len(lane.queue) < self.max_batch:
-            remaining = lane.queue[0].arrived + wait_s - self._clock()
+            oldest = lane.queue[0].arrived
+            until = oldest + wait_s
+            if self._hold and calls.busy and calls.returned == returned:
+                until = max(until, oldest + min(calls.typical_s, _HOLD_MAX_S))
+            remaining = until - self._clock()
             if remaining <= 0:
                 return
             lane.full.clear()
@@ -279,6 +314,7 @@ class Scheduler:
         self.counters.batches += 1
         self.counters.batch_sizes[len(batch)] += 1
         settled: list[Settled] = [_CLOSING] * len(batch)  # what waiters get if this is cancelled
+        started = self._clock()
         try:
             try:
                 outcomes = await self._calls.embed_batch(
@@ -290,6 +326,7 @@ class Scheduler:
                 )
             finally:
                 self._slots.release()
+                self._returned(lane.name, self._clock() - started)
             stored = await self._store(lane.params.model, batch, outcomes)
             settled = [o if isinstance(o, Failure) else Fetched(o, stored) for o in outcomes]
         except Exception:  # a bug here must not strand the waiters
@@ -325,6 +362,16 @@ class Scheduler:
         if self.store_health is not None:
             self.store_health.write_succeeded()
         return True
+
+    def _returned(self, name: tuple[EmbedParams, int], seconds: float) -> None:
+        """A call of lane `name` is over: a partial batch held for it may go now."""
+        calls = self._lane_calls[name]
+        calls.done(seconds)
+        lane = self._lanes.get(name)
+        if lane is not None:
+            lane.full.set()
+        elif not calls.busy and len(self._lane_calls) > _LANES_REMEMBERED:
+            del self._lane_calls[name]  # titles make lanes without end: forget idle ones
 
     def _settle(self, key: bytes, outcome: Settled) -> None:
         future = self._inflight.pop(key, None)

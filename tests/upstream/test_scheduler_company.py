@@ -1,0 +1,137 @@
+"""A partial batch waits for company while a call of its lane is in flight, on virtual time.
+
+The upstream here is gated: each call waits until the test lets it return, and takes exactly
+CALL_S of virtual time. Nothing is measured in wall time; the held batch can leave only when the
+call returns or the virtual clock passes the lane's typical call time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gateway.content.model import Content, EmbedParams
+from gateway.upstream.outcome import Fetched, Settled
+from gateway.upstream.scheduler import Scheduler
+from tests.upstream.test_scheduler import PARAMS, fast_settings, keyed, until
+from tests.upstream.virtual_time import VirtualTime
+
+CALL_S = 0.05
+DIMS = 8
+
+
+class GatedUpstream:
+    """Records each call's size; a call returns when the test opens its gate."""
+
+    def __init__(self, time: VirtualTime) -> None:
+        self.time = time
+        self.sizes: list[int] = []
+        self.gates: list[asyncio.Event] = []
+        self.open_all = False
+
+    async def embed(
+        self, contents: Sequence[Content], params: EmbedParams, dims: int
+    ) -> NDArray[np.float32]:
+        self.sizes.append(len(contents))
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        if not self.open_all:
+            await gate.wait()
+        self.time.advance(CALL_S)
+        return np.full((len(contents), dims), 0.5, dtype=np.float32)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def scheduler_on(tmp_path: Path, *, hold: bool = True) -> tuple[Scheduler, GatedUpstream]:
+    time = VirtualTime()
+    upstream = GatedUpstream(time)
+    settings = fast_settings(tmp_path, max_wait_ms=1.0)
+    scheduler = Scheduler(
+        upstream, settings.upstream, clock=time, sleep=time.sleep, hold_for_company=hold
+    )
+    return scheduler, upstream
+
+
+def miss(scheduler: Scheduler, text: str) -> asyncio.Task[dict[bytes, Settled]]:
+    return asyncio.create_task(scheduler.embed(keyed(text), PARAMS, DIMS))
+
+
+async def one_call_in_flight(scheduler: Scheduler, upstream: GatedUpstream) -> None:
+    """A first call teaches the lane its call time; a second stays in flight."""
+    upstream.open_all = True
+    await miss(scheduler, "teacher")
+    upstream.open_all = False
+    miss(scheduler, "in flight")
+    await until(lambda: len(upstream.sizes) == 2)
+
+
+async def settle(rounds: int = 50) -> None:
+    """Let every task that can run, run (no time passes: the virtual clock stands still)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+async def test_a_partial_batch_waits_for_the_lanes_call_in_flight_then_leaves_with_company(
+    tmp_path: Path,
+) -> None:
+    scheduler, upstream = scheduler_on(tmp_path)
+    await one_call_in_flight(scheduler, upstream)
+    first = miss(scheduler, "held 0")
+    await asyncio.sleep(0.01)  # ten times max_wait_ms of real time: still held, virtual time stood
+    assert upstream.sizes == [1, 1]
+    others = [miss(scheduler, f"held {i}") for i in range(1, 5)]
+    await settle()
+    assert upstream.sizes == [1, 1]
+    upstream.gates[1].set()  # the call in flight returns: the held batch goes, all together
+    await until(lambda: len(upstream.sizes) == 3)
+    assert upstream.sizes == [1, 1, 5]
+    upstream.gates[2].set()
+    for task in (first, *others):
+        assert all(isinstance(o, Fetched) for o in (await task).values())
+    await scheduler.aclose()
+
+
+async def test_a_held_batch_waits_at_most_one_typical_call(tmp_path: Path) -> None:
+    scheduler, upstream = scheduler_on(tmp_path)
+    await one_call_in_flight(scheduler, upstream)
+    held = miss(scheduler, "held")
+    await settle()
+    assert upstream.sizes == [1, 1]
+    upstream.time.advance(CALL_S)  # a typical call's time has passed; the call is still out
+    late = miss(scheduler, "late")  # an arrival makes the lane look again
+    await until(lambda: len(upstream.sizes) == 3)
+    assert upstream.sizes == [1, 1, 2]
+    upstream.open_all = True
+    for gate in upstream.gates:
+        gate.set()
+    await asyncio.gather(held, late)
+    await scheduler.aclose()
+
+
+async def test_with_nothing_in_flight_a_miss_is_not_held(tmp_path: Path) -> None:
+    scheduler, upstream = scheduler_on(tmp_path)
+    upstream.open_all = True
+    await miss(scheduler, "teacher")
+    await miss(scheduler, "alone")  # would hang if held: nothing in flight can release it
+    assert upstream.sizes == [1, 1]
+    await scheduler.aclose()
+
+
+async def test_the_baseline_sends_partial_batches_at_max_wait_even_with_calls_in_flight(
+    tmp_path: Path,
+) -> None:
+    scheduler, upstream = scheduler_on(tmp_path, hold=False)
+    await one_call_in_flight(scheduler, upstream)
+    upstream.time.advance(0.002)  # past max_wait_ms, far short of a typical call
+    miss(scheduler, "not held")
+    await until(lambda: len(upstream.sizes) == 3)
+    upstream.open_all = True
+    for gate in upstream.gates:
+        gate.set()
+    await scheduler.aclose()
