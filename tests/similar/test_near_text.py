@@ -91,3 +91,31 @@ async def test_pixel_keys_merge_a_resaved_png_as_an_exact_hit(
     assert again.headers["x-cache"] == "HIT" and "x-cache-near" not in again.headers
     assert blink.headers["x-cache"] == "MISS"  # pixel keys are exact: a caret is another image
     assert fake.items_received == 2
+
+
+async def test_the_real_sdks_switch_it_per_request(tmp_path: Path, fake: FakeGemini) -> None:
+    from google import genai
+    from google.genai import types
+
+    [(_, base, typo)] = [p for p in benign_text_pairs(12) if p[0] == "typo"][:1]
+    async with app(tmp_path, fake, text=True) as client:
+        gateway = Gateway(client, fake)
+        await gateway.openai.embeddings.create(model=MODEL, input=base)
+        off = await gateway.openai.embeddings.with_raw_response.create(
+            model=MODEL, input=typo, extra_body={"near_duplicate": False}
+        )
+        assert fake.items_received == 2 and "x-cache-near" not in off.headers
+
+        def sdk(switch: str) -> Any:
+            headers = {"x-gateway-near-duplicate": switch}
+            options = types.HttpOptions(
+                base_url=str(client.base_url), httpx_async_client=client, headers=headers
+            )
+            return genai.Client(api_key="k", http_options=options).aio
+
+        other = typo.replace("reveiwed", "reviewd")
+        await sdk("off").models.embed_content(model=MODEL, contents=other)
+        assert fake.items_received == 3
+        again = base.replace("reviewed", "reveiewed")
+        served = await sdk("on").models.embed_content(model=MODEL, contents=again)
+        assert fake.items_received == 3 and served.embeddings
