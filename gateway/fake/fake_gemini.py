@@ -82,6 +82,7 @@ class FakeGemini:
             self.calls.clear()
             self.items_received = 0
         self._faults.clear()
+        self.vertex.reset()
 
     def vector_for_text(
         self, text: str, *, model: str = "gemini-embedding-2"

@@ -70,6 +70,13 @@ class VertexSide:
             _EXPRESS.fullmatch(path) or _PROJECT.fullmatch(path)
         )
 
+    def reset(self) -> None:
+        """Forget recorded calls and armed failures; keys, projects and tokens stay."""
+        with self._lock:
+            self.calls.clear()
+            self._armed.clear()
+            self.peak = 0
+
     @property
     def tokens_seen(self) -> set[str | None]:
         return {c.authorization for c in list(self.calls) if c.authorization}

@@ -108,3 +108,14 @@ def test_metadata_server_wants_its_header(fake: FakeGemini) -> None:
     assert answer.text == "fake-gce-project" and answer.headers["metadata-flavor"] == "Google"
     token = http.get("/computeMetadata/v1/instance/service-accounts/default/token", headers=flavor)
     assert token.json()["token_type"] == "Bearer"
+
+
+def test_reset_forgets_the_vertex_side_too(fake: FakeGemini) -> None:
+    http = fake.httpx_client()
+    path = f"/v1beta1/publishers/google/models/{GE2}:embedContent"
+    fake.vertex.fail_next(503, times=2)
+    body = {"content": {"parts": [{"text": "x"}]}}
+    assert http.post(path, json=body, headers={"x-goog-api-key": "k"}).status_code == 503
+    fake.reset()
+    assert fake.vertex.calls == [] and fake.vertex.peak == 0
+    assert http.post(path, json=body, headers={"x-goog-api-key": "k"}).status_code == 200
