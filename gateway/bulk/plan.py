@@ -2,8 +2,8 @@
 
 Streamed both ways: the input is read a chunk of lines at a time; what the later phases need goes
 to files in the job's directory (plan.jsonl: per valid line its keys and view; requests-<i>.jsonl:
-the Google requests of the unique misses of one upstream model, `misses-<i>.jsonl` beside it:
-each miss's size and tokens). Only the set of miss keys stays in memory, to deduplicate.
+the Google requests of the unique misses of one upstream model; seen.sqlite3: the custom_ids and
+the unique misses with their size and tokens). Nothing grows in memory with the job's size.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import msgspec
 
 from gateway.bulk.lines import Parsed, custom_id_of, dollars, parse_line
 from gateway.bulk.output import error_line, google_request
+from gateway.bulk.seen import Seen
 from gateway.bulk.store import GoogleBatchRecord, JobRecord
 from gateway.cache.store import VectorCache
 from gateway.config import Settings
@@ -24,6 +25,7 @@ from gateway.embedder import Embedder
 from gateway.errors import GatewayError, InvalidRequest
 
 _CHUNK = 256
+SEEN = "seen.sqlite3"
 _encode = msgspec.json.Encoder().encode
 
 
@@ -41,17 +43,10 @@ class PlanLine(msgspec.Struct, array_like=True):
     keys: list[str]
 
 
-class Miss(msgspec.Struct, array_like=True):
-    key: str
-    dims: int
-    tokens: int
-
-
 @dataclass(slots=True)
 class _Group:
     index: int
     requests: IO[bytes]
-    misses: IO[bytes]
     items: int = 0
     bytes: int = 0
 
@@ -65,11 +60,19 @@ class Planner:
     settings: Settings
     cache: VectorCache
     embedder: Embedder
-    _custom_ids: set[str] = field(default_factory=set)
-    _misses: set[bytes] = field(default_factory=set)
+    _seen: Seen | None = None
     _groups: dict[str, _Group] = field(default_factory=dict)
 
     async def run(self, source: Path) -> list[GoogleBatchRecord]:
+        self._seen = Seen(self.work / SEEN, fresh=True)
+        try:
+            return await self._run(source)
+        finally:
+            self._seen.close()
+            for group in self._groups.values():
+                group.requests.close()
+
+    async def _run(self, source: Path) -> list[GoogleBatchRecord]:
         self.job.usage = type(self.job.usage)()
         self.job.counts.total = self.job.counts.failed = 0
         with (
@@ -94,9 +97,6 @@ class Planner:
                     chunk = []
             if chunk:
                 await self._chunk(chunk, plan, errors)
-        for group in self._groups.values():
-            group.requests.close()
-            group.misses.close()
         if self.job.counts.total == 0:
             raise InvalidRequest("the input file has no request lines", param="input_file_id")
         return [
@@ -114,7 +114,7 @@ class Planner:
             self.job.counts.total += 1
             try:
                 line = await parse_line(raw, self.settings, self.embedder)
-                if line.custom_id in self._custom_ids:
+                if not self.seen.first_id(line.custom_id):
                     raise InvalidRequest(
                         f"`custom_id` {line.custom_id!r} is used by an earlier line",
                         param="custom_id",
@@ -123,7 +123,6 @@ class Planner:
                 self.job.counts.failed += 1
                 errors.write(error_line(self.job.id, n, custom_id_of(raw), exc))
                 continue
-            self._custom_ids.add(line.custom_id)
             parsed.append((n, offset, line))
         unique = {k for _, _, line in parsed for k in line.keys}
         found = self.cache.get_hot(unique)
@@ -139,10 +138,9 @@ class Planner:
                 usage.tokens_all += tokens
                 if key in found:
                     usage.cached += 1
-                elif key in self._misses:
+                elif not self.seen.first_miss(key, line.params.dims or line.spec.dims, tokens):
                     usage.deduplicated += 1
                 else:
-                    self._misses.add(key)
                     usage.billed += 1
                     usage.tokens_billed += tokens
                     usage.dollars_interactive += price
@@ -153,6 +151,12 @@ class Planner:
             )  # fmt: skip
             plan.write(_encode(record) + b"\n")
         usage.dollars_batch = usage.dollars_interactive * self.settings.bulk.batch_price_share
+        self.seen.commit()
+
+    @property
+    def seen(self) -> Seen:
+        assert self._seen is not None, "only while run() runs"
+        return self._seen
 
     def _write_miss(self, line: Parsed, key: bytes, content: Content, tokens: int) -> None:
         group = self._groups.get(line.params.model)
@@ -161,13 +165,11 @@ class Planner:
             group = _Group(
                 index,
                 (self.work / f"requests-{index}.jsonl").open("wb"),
-                (self.work / f"misses-{index}.jsonl").open("wb"),
             )
             self._groups[line.params.model] = group
         fetched = line.params.dims or line.spec.dims
         request = google_request(content, line.params, fetched)
         row = _encode({"key": key.hex(), "request": request}) + b"\n"
         group.requests.write(row)
-        group.misses.write(_encode(Miss(key.hex(), fetched, tokens)) + b"\n")
         group.items += 1
         group.bytes += len(row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from typing import Any
 
 import msgspec
@@ -17,7 +18,8 @@ import structlog
 
 from gateway.bulk.assemble import assemble
 from gateway.bulk.google import ENDED, GoogleBatch
-from gateway.bulk.plan import Miss, Planner
+from gateway.bulk.plan import SEEN, Planner
+from gateway.bulk.seen import Seen
 from gateway.bulk.store import NO_UPSTREAM, GoogleBatchRecord, JobRecord, JobStore
 from gateway.cache.store import Cached, VectorCache
 from gateway.config import Settings
@@ -37,7 +39,6 @@ log = structlog.get_logger("gateway.bulk")
 _STORE_BATCH = 512
 _TRANSIENT = (RateLimited, UpstreamServerError, UpstreamUnavailable)
 _CREATE_TRIES = 3
-_decode_miss = msgspec.json.Decoder(Miss).decode
 _decode_row = msgspec.json.Decoder(dict[str, Any]).decode
 
 
@@ -182,27 +183,26 @@ class JobRunner:
     async def _collect(self, job: JobRecord, record: GoogleBatchRecord, output: Any) -> None:
         """Every returned vector, validated, into the cache; per-item errors to failed.jsonl."""
         work = self.store.job_dir(job.id)
-        index = job.google.index(record)
-        misses: dict[str, Miss] = {}
-        with (work / f"misses-{index}.jsonl").open("rb") as lines:
-            for line in lines:
-                miss = _decode_miss(line)
-                misses[miss.key] = miss
+        seen = Seen(work / SEEN, fresh=False)
         good: dict[bytes, Cached] = {}
-        with (work / "failed.jsonl").open("ab") as failed:
+        with closing(seen), (work / "failed.jsonl").open("ab") as failed:
             async for row in self._results(output):
                 meta = row.get("metadata")
                 key = str(row.get("key") or (meta.get("key") if isinstance(meta, dict) else ""))
-                wanted = misses.get(key)
+                try:
+                    wanted = seen.miss(bytes.fromhex(key))
+                except ValueError:  # not a key of ours
+                    continue
                 if wanted is None:
                     continue
-                vector = _vector(row, wanted.dims)
+                dims, tokens = wanted
+                vector = _vector(row, dims)
                 if vector is None:
                     error = row.get("error") or {}
                     message = str(error.get("message") or "the upstream returned no valid vector")
                     failed.write(msgspec.json.encode({"key": key, "message": message}) + b"\n")
                     continue
-                good[bytes.fromhex(key)] = Cached(vector, wanted.tokens)
+                good[bytes.fromhex(key)] = Cached(vector, tokens)
                 if len(good) >= _STORE_BATCH:
                     await self.cache.set_many(record.model, good)
                     good = {}
