@@ -73,3 +73,18 @@ def test_every_part_must_match_its_counterpart_in_order() -> None:
     assert compare(ContentPrint((text_print(words), blink)), stored, DEFAULTS, only_images).ok
     typo = text_print(words.replace("describe", "descirbe", 1))
     assert not compare(ContentPrint((typo, shot)), stored, DEFAULTS, only_images).ok
+
+
+def test_a_long_repetitive_text_is_compared_in_linear_time() -> None:
+    import random
+    import time
+
+    rng = random.Random(1)
+    words = [rng.choice(("the", "a", "of", "and")) for _ in range(8000)]
+    a = " ".join(words)
+    b = " ".join(words[:4000] + ["them"] + words[4001:])
+    other = " ".join(rng.choice(("the", "a", "of", "and")) for _ in range(8000))
+    started = time.perf_counter()
+    assert not compare_texts(text_print(b), text_print(a), DEFAULTS).ok
+    assert not compare_texts(text_print(other), text_print(a), DEFAULTS).ok
+    assert time.perf_counter() - started < 0.3  # quadratic difflib took ~5 s a pair
