@@ -198,6 +198,15 @@ def adversarial(pairs: int, saved: dict[float, float]) -> list[str]:
     lines = ["### Adversarial sets at the defaults", "",
              f"Texts: {len(texts)} pairs (" + ", ".join(sorted({k for k, _, _ in texts}))
              + f"): **{sum(wrong.values())} reused**.", ""]  # fmt: skip
+    benign = list(near_sets.benign_text_pairs(120))
+    lines += ["| min_similarity | benign text pairs reused | adversarial reused |", "|---|---|---|"]
+    for level in (0.9, 0.95, 0.98, 0.99, 0.995):
+        s = msgspec.structs.replace(d, min_similarity=level)
+        good = sum(compare_texts(text_print(b), text_print(a), s).ok for _, a, b in benign)
+        bad = sum(compare_texts(text_print(b), text_print(a), s).ok for _, a, b in texts)
+        mark = " (default)" if level == d.min_similarity else ""
+        lines.append(f"| {level}{mark} | {good}/{len(benign)} | {bad}/{len(texts)} |")
+    lines.append("")
     shots = []
     for kind, base, changed in near_sets.image_pairs(pairs):
         a, b = image_print(near_sets.render(base), 256), image_print(near_sets.render(changed), 256)
