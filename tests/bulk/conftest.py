@@ -96,8 +96,12 @@ def bulk_app(settings: Settings, fake: FakeGemini, clock: ManualClock) -> Litest
     return app
 
 
-def line(custom_id: str, inputs: Any, **body: Any) -> dict[str, Any]:
-    body = {"model": "gemini-embedding-2", "input": inputs, **body}
+def line(custom_id: str, inputs: Any = None, **body: Any) -> dict[str, Any]:
+    body = {
+        "model": "gemini-embedding-2",
+        **({"input": inputs} if inputs is not None else {}),
+        **body,
+    }
     return {"custom_id": custom_id, "method": "POST", "url": "/v1/embeddings", "body": body}
 
 

@@ -11,6 +11,7 @@ from gateway.content.model import Content, EmbedParams
 from gateway.fake import FakeGemini
 from tests.bulk.conftest import BulkGateway, ManualClock, line, running
 from tests.conftest import make_settings, unit
+from tests.media_samples import data_uri, png
 
 
 def _key(text: str, dims: int | None = None) -> str:
@@ -99,3 +100,19 @@ async def test_a_bad_line_lands_in_the_error_file_and_the_job_goes_on(gw: BulkGa
     assert [row["custom_id"] for row in out] == ["ok-1", "ok-2"]
     assert len(out[1]["response"]["body"]["data"]) == 2
     assert sorted(item.text for _, item in gw.fake.batch.items_received) == ["a", "b", "hello"]
+
+
+async def test_multimodal_lines_tasks_and_base64_match_the_online_route(gw: BulkGateway) -> None:
+    image = data_uri(png(), "image/png")
+    content = [{"type": "text", "text": "a red square"}, {"type": "image_url", "image_url": image}]
+    body = {"input": [{"content": content}], "input_type": "query", "encoding_format": "base64"}
+    batch = await gw.finished(await gw.submit([line("mm", **body)]))
+    (row,) = await gw.lines(batch.output_file_id)
+    ((key, item),) = gw.fake.batch.items_received
+    assert [p.kind for p in item.parts] == ["text", "inline"]
+    assert item.parts[0].text == "task: search result | query: a red square"
+    assert item.parts[1].data == png() and item.parts[1].mime_type == "image/png"
+    online = await gw.http.post("/v1/embeddings", json={"model": "gemini-embedding-2", **body})
+    assert online.headers["x-cache"] == "HIT"  # the job stored it under the online route's key
+    assert row["response"]["body"]["data"] == online.json()["data"]
+    assert key is not None
