@@ -43,6 +43,7 @@ class NearDuplicateSettings(Section, frozen=True):
     image_radius: Bits = 48  # of 256 dHash bits: candidates only, the thumbnails decide
     text_radius: Annotated[int, Meta(ge=0, le=64)] = 16  # of 64 SimHash bits: candidates only
     candidates: Annotated[int, Meta(ge=1, le=64)] = 8  # nearest fingerprints verified
+    max_fingerprints: Annotated[int, Meta(ge=1)] = 50_000  # oldest dropped past this
     min_similarity: Annotated[float, Meta(ge=0.5, le=1)] = 0.98  # token edit ratio
     min_chars: Annotated[int, Meta(ge=1, le=1_000_000)] = 160
     min_word_similarity: Annotated[float, Meta(ge=0.5, le=1)] = 0.8  # a changed word: a typo fix

@@ -77,6 +77,15 @@ class HammingIndexes:
             if self._unsaved[group] >= SAVE_EVERY:
                 self._save(group, index)
 
+    def remove(self, labels: list[tuple[int, bytes]]) -> None:
+        """Drop deleted prints from the indexes loaded (a snapshot that still holds them only
+        proposes ids the store no longer has: those candidates are skipped)."""
+        with self._lock:
+            for label, group in labels:
+                index = self._indexes.get(group)
+                if index is not None and index.contains(label):
+                    index.remove(label)
+
     def search(self, group: bytes, code: bytes, count: int, radius: int) -> list[tuple[int, int]]:
         """Up to `count` (label, distance) nearest to `code` within `radius` bits, nearest first."""
         with self._lock:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 NEAR_KINDS = frozenset(("text", "image"))
+TRIM_EVERY = 256  # new prints between trims of the oldest beyond max_fingerprints
 log = structlog.get_logger("gateway.similar")
 
 
@@ -84,6 +85,7 @@ class SimilarInputs:
         self.store = SimilarStore(path, writes=writes)
         snapshots = None if self.store.read_only else path.parent
         self.indexes = HammingIndexes(self.store.codes, snapshots)
+        self._printed = TRIM_EVERY  # trim once at the first prints after a start
 
     def allowed(self, requested: bool | None) -> frozenset[str]:
         """The modalities a request may be served near: off when it says so, on only where the
@@ -159,8 +161,13 @@ class SimilarInputs:
                     group = scope + printed.signature.encode()
                     rows.append((key, group, printed.code, encode_print(printed)))
         self.store.put_aliases(aliases)
-        for label, group, code in self.store.put_prints(rows):
+        added = self.store.put_prints(rows)
+        for label, group, code in added:
             self.indexes.add(group, label, code)
+        self._printed += len(added)
+        if self._printed >= TRIM_EVERY:  # the bound holds within TRIM_EVERY prints
+            self._printed = 0
+            self.indexes.remove(self.store.trim(self.settings.max_fingerprints))
 
     def candidates(
         self, key: bytes, look: Look, params: EmbedParams, allowed: frozenset[str]

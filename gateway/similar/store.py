@@ -101,6 +101,21 @@ class SimilarStore:
                     added.append((cursor.lastrowid, group, code))
         return added
 
+    def trim(self, keep: int) -> list[tuple[int, bytes]]:
+        """Delete the oldest prints beyond the newest `keep`; the (id, group) deleted."""
+        if self._db is None or self.read_only:
+            return []
+        with self.lock, self._db:
+            total = int(self._db.execute("SELECT count(*) FROM prints").fetchone()[0])
+            if total <= keep:
+                return []
+            rows = self._db.execute(
+                "SELECT id, grp FROM prints ORDER BY id LIMIT ?", (total - keep,)
+            ).fetchall()
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM prints WHERE id = ?", [(r[0],) for r in rows])
+        return [(int(i), bytes(g)) for i, g in rows]
+
     def codes(self, group: bytes, after: int = 0) -> Iterator[tuple[int, bytes]]:
         """Every (id, code) of a group with an id above `after`, for building its index."""
         if self._db is None:

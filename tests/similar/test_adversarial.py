@@ -82,7 +82,7 @@ def test_a_long_repetitive_text_is_compared_in_linear_time() -> None:
     rng = random.Random(1)
     words = [rng.choice(("the", "a", "of", "and")) for _ in range(8000)]
     a = " ".join(words)
-    b = " ".join(words[:4000] + ["them"] + words[4001:])
+    b = " ".join([*words[:4000], "them", *words[4001:]])
     other = " ".join(rng.choice(("the", "a", "of", "and")) for _ in range(8000))
     started = time.perf_counter()
     assert not compare_texts(text_print(b), text_print(a), DEFAULTS).ok

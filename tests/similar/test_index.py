@@ -80,3 +80,33 @@ def test_a_damaged_snapshot_is_rebuilt_from_the_store(tmp_path: Path) -> None:
     snapshot.write_bytes(b"not an index")
     again = HammingIndexes(store.codes, tmp_path)
     assert again.search(GROUP, rows[2], 1, radius=0) == [(3, 0)]
+
+
+def test_the_oldest_fingerprints_go_past_the_bound(tmp_path: Path) -> None:
+    store = SimilarStore(tmp_path / "near.sqlite3")
+    rows = codes(30)
+    indexes = HammingIndexes(store.codes, tmp_path)
+    for label, group, code in fill(store, rows, 0):
+        indexes.add(group, label, code)
+    indexes.remove(store.trim(10))
+    assert store.counts()["prints"] == 10
+    assert indexes.search(GROUP, rows[0], 1, radius=0) == []
+    assert indexes.search(GROUP, rows[29], 1, radius=0) == [(30, 0)]
+    assert store.trim(10) == []
+
+
+def test_learning_holds_the_fingerprint_bound(tmp_path: Path) -> None:
+    from gateway.config.similar import NearDuplicateSettings
+    from gateway.content.keys import content_key
+    from gateway.content.model import Content, EmbedParams
+    from gateway.similar.service import SimilarInputs
+
+    similar = SimilarInputs(
+        NearDuplicateSettings(text=True, max_fingerprints=2), tmp_path / "near.sqlite3"
+    )
+    params = EmbedParams(model="m")
+    texts = {content_key(c, params): c for c in map(Content.of_text, ("one", "two", "three"))}
+    probe = similar.find_now(texts, params, frozenset(("text",)))
+    similar.learn_now(probe, set(texts), params)
+    assert similar.store.counts()["prints"] == 2
+    similar.close()
