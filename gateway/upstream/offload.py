@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import sys
+import types
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -22,6 +24,11 @@ from numpy.typing import NDArray
 
 from gateway.errors import UpstreamError
 from gateway.upstream.decode import decode_batch
+
+
+def _ready() -> None:
+    """The first task of each worker: starts it while __main__ is hidden (see _start)."""
+
 
 # Below this, decoding in place is cheaper than the hop (~0.3 ms of pipe and pickling).
 OFFLOAD_MIN_BYTES = 256 * 1024
@@ -58,8 +65,19 @@ class BatchDecoder:
 
     def _start(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
-        return self._pool
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        # A new worker re-imports the parent's __main__ script unless it has none: a script
+        # without an `if __name__ == "__main__"` guard would run again in it. The workers start
+        # in `submit`, synchronously, so __main__ is hidden only for these calls.
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            for _ in range(self.workers):
+                pool.submit(_ready)
+        finally:
+            sys.modules["__main__"] = main
+        self._pool = pool
+        return pool
 
     def close(self) -> None:
         """Stop the workers (an answer still being decoded is dropped: its call is over)."""
