@@ -146,6 +146,9 @@ class BulkService:
 
     def delete_file(self, file_id: str) -> None:
         self.store.file(file_id)
+        if any(job.input_file_id == file_id for job in self.store.unfinished()):
+            # the job reads it again to assemble (and for any fallback line)
+            raise Conflict(f"`{file_id}` is the input of a running batch", param="file_id")
         self.store.delete_file(file_id)
 
     def file_content(self, file_id: str) -> Path:

@@ -129,6 +129,17 @@ async def test_cancel_stops_the_google_batch_and_ends_the_job_cancelled(gw: Bulk
     assert again.status_code == 409
 
 
+async def test_the_input_of_a_running_batch_cannot_be_deleted(gw: BulkGateway) -> None:
+    batch_id = await _submitted(gw)
+    batch = await gw.openai.batches.retrieve(batch_id)
+    refused = await gw.http.delete(f"/v1/files/{batch.input_file_id}")
+    assert refused.status_code == 409 and refused.json()["error"]["param"] == "file_id"
+    gw.clock.paused = False
+    await _check_output(gw, batch_id)
+    deleted = await gw.openai.files.delete(batch.input_file_id)
+    assert deleted.deleted
+
+
 async def test_workers_sharing_a_cache_dir_run_each_job_once(
     bulk_settings: Settings,
     bulk_fake: FakeGemini,
