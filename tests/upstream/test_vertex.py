@@ -272,3 +272,18 @@ async def test_media_reaches_vertex_as_sent(gw: VertexGateway) -> None:
     (call,) = gw.fake.vertex.calls
     text, media = call.items[0].parts
     assert text.text == "a caption" and media.data == image and media.mime_type == "image/png"
+
+
+async def test_retries_and_validation_apply_on_vertex(tmp_path: Path, fake: FakeGemini) -> None:
+    settings = vertex_settings(tmp_path, max_retries=2, backoff_base_s=0.0, backoff_max_s=0.0)
+    async with AsyncTestClient(vertex_app(settings, fake)) as http:
+        fake.vertex.fail_next(503)
+        body = {"model": GE2, "input": "retried"}
+        assert (await http.post("/v1/embeddings", json=body, headers=KEY)).status_code == 200
+        assert [c.status for c in fake.vertex.calls] == [503, 200]
+        fake.malformed_next("nan")
+        spoiled = {"model": GE2, "input": "spoiled"}
+        answer = await http.post("/v1/embeddings", json=spoiled, headers=KEY)
+        assert answer.status_code == 502  # a NaN never reaches the cache
+        assert (await http.post("/v1/embeddings", json=spoiled, headers=KEY)).status_code == 200
+    assert len(fake.vertex.calls) == 2 + 1 + 1  # the malformed answer is not retried, not kept
