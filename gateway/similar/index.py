@@ -2,9 +2,10 @@
 
 A group is the parameters' digest plus the parts' kinds, so a candidate always has the same
 model, task, title, size and shape. The store is the truth; an index file is a snapshot of it:
-on first use a group's snapshot is loaded and the prints stored after it are added (all of them
-when there is no snapshot or it cannot be read), and a snapshot is written again after every
-`SAVE_EVERY` new prints and at close. Candidates only: verification decides.
+on first use a group's snapshot is loaded, and every use adds the prints stored after the highest
+id the index holds (by this process or another worker), all of them when there is no snapshot or
+it cannot be read. A snapshot is written after every `SAVE_EVERY` new prints and at close.
+Candidates only: verification decides.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class HammingIndexes:
         self._directory = directory
         self._indexes: dict[bytes, Index] = {}
         self._unsaved: dict[bytes, int] = {}
+        self._top: dict[bytes, int] = {}  # the highest print id each index holds
         self._lock = threading.Lock()
 
     def _path(self, group: bytes) -> Path | None:
@@ -41,17 +43,20 @@ class HammingIndexes:
         return self._directory / f"index-{blake3.blake3(group).hexdigest()[:24]}.usearch"
 
     def _index(self, group: bytes, bits: int) -> Index:
+        """The group's index, caught up with the store: other workers (granian processes) add
+        prints to the same SQLite file, so every use first adds those stored since."""
         index = self._indexes.get(group)
-        if index is not None:
-            return index
-        index, after = self._snapshot(group, bits)
-        rows = list(self._load(group, after))
+        if index is None:
+            index, self._top[group] = self._snapshot(group, bits)
+            self._indexes[group] = index
+            self._unsaved[group] = 0
+        rows = list(self._load(group, self._top[group]))
         if rows:
             labels = np.array([r[0] for r in rows], dtype=np.uint64)
             codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8)
             index.add(labels, codes.reshape(len(rows), -1), threads=1)
-        self._indexes[group] = index
-        self._unsaved[group] = len(rows)
+            self._top[group] = int(labels[-1])
+            self._unsaved[group] += len(rows)
         return index
 
     def _snapshot(self, group: bytes, bits: int) -> tuple[Index, int]:
@@ -70,10 +75,11 @@ class HammingIndexes:
     def add(self, group: bytes, label: int, code: bytes) -> None:
         """Index one new print; snapshot the group now and then."""
         with self._lock:
-            index = self._index(group, len(code) * 8)
+            index = self._index(group, len(code) * 8)  # catching up adds this one too
             if not index.contains(label):
                 index.add(label, np.frombuffer(code, dtype=np.uint8), threads=1)
-                self._unsaved[group] = self._unsaved.get(group, 0) + 1
+                self._unsaved[group] += 1
+                self._top[group] = max(self._top[group], label)
             if self._unsaved[group] >= SAVE_EVERY:
                 self._save(group, index)
 
