@@ -4,16 +4,19 @@
     /work/venv/bin/python bench/bench_misses.py --quick    # fewer rounds, ~20 s
 
 FakeGemini answers on a 127.0.0.1 socket with 50 ms latency per call; the gateway's GeminiUpstream
-(the real google-genai SDK on httpx) talks to it. Measured:
+(httpx + msgspec; the SDK path, SdkGeminiUpstream, where a row says so) talks to it. Measured:
 1. added latency of an isolated miss: Scheduler.embed of one new input vs the bare upstream call,
    interleaved, p50 and p90 (the scheduler waits max_wait_ms for company before sending);
 2. upstream calls for 1,000 distinct single-input requests arriving at once: through the Scheduler
    directly, and through the whole gateway in-process (HTTP parsing, hashing, cache look-ups);
 3. miss throughput: distinct items/s through the Scheduler vs the bare upstream driven as hard as
    the same settings allow (max_concurrency calls of max_batch items back to back), at 3072 dims
-   and at 256 dims (the SDK's JSON and pydantic parse of 3072 floats per item is CPU-bound);
+   and at 256 dims, on the direct path (httpx + msgspec), and at 3072 on the SDK path (baseline);
 4. the same misses on Vertex AI's path (one Content per call, bench/vertex_misses.py) beside the
-   Gemini API's batches of 100, at the same latency.
+   Gemini API's batches of 100, at the same latency;
+5. the closed loop: 100 clients, each sending one new input at a time, 300 requests through the
+   whole gateway: upstream calls with the scheduler holding partial batches for company while a
+   call is in flight, and without (the baseline).
 Writes misses.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
@@ -44,7 +47,8 @@ from gateway.config import Secrets, Settings, load_settings  # noqa: E402
 from gateway.content.keys import content_key  # noqa: E402
 from gateway.content.model import Content, EmbedParams  # noqa: E402
 from gateway.fake import FakeGemini, run_fake_in_thread  # noqa: E402
-from gateway.upstream.gemini import GeminiUpstream  # noqa: E402
+from gateway.upstream.gemini import GeminiUpstream, Upstream  # noqa: E402
+from gateway.upstream.gemini_sdk import SdkGeminiUpstream  # noqa: E402
 from gateway.upstream.scheduler import Scheduler  # noqa: E402
 
 LATENCY_S = 0.05
@@ -174,11 +178,46 @@ async def burst_gateway(settings: Settings, fake: FakeGemini, n: int) -> tuple[i
     return fake.call_count - before, seconds, ok
 
 
-async def throughput(settings: Settings, dims: int, items: int, rounds: int) -> tuple[float, float]:
+def upstream_of(kind: str, settings: Settings) -> Upstream:
+    """The direct path (what the gateway ships) or the SDK path (the baseline)."""
+    if kind == "sdk":
+        return SdkGeminiUpstream(settings.upstream, KEY)
+    return GeminiUpstream(settings.upstream, KEY)
+
+
+async def closed_loop(
+    settings: Settings, fake: FakeGemini, hold: bool, clients: int = 100, each: int = 3
+) -> tuple[int, float]:
+    """Upstream calls and seconds for `clients` clients each sending `each` one-input POSTs of
+    new text, one after the other, through the whole gateway."""
+    upstream = GeminiUpstream(settings.upstream, KEY)
+    app = create_app(settings, upstream=upstream, secrets=Secrets(KEY, frozenset()))
+    tag = f"loop {hold} {time.time_ns()}"
+    transport = httpx.ASGITransport(app=app)
+    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        app.state["services"].embedder.scheduler.hold_for_company = hold
+
+        async def client(c: int) -> None:
+            for r in range(each):
+                body = {"model": "gemini-embedding-2", "input": f"{tag} {c} {r}"}
+                reply = await http.post("/v1/embeddings", json=body)
+                if reply.status_code != 200:
+                    raise RuntimeError(f"closed loop answered {reply.status_code}")
+
+        before = fake.call_count
+        started = time.perf_counter()
+        await asyncio.gather(*(client(c) for c in range(clients)))
+        seconds = time.perf_counter() - started
+    return fake.call_count - before, seconds
+
+
+async def throughput(
+    settings: Settings, dims: int, items: int, rounds: int, kind: str = "direct"
+) -> tuple[float, float]:
     """Items/s, best of interleaved rounds: the bare upstream at its best shape vs the Scheduler
     fed single-item misses."""
     s = settings.upstream
-    upstream = GeminiUpstream(s, KEY)
+    upstream = upstream_of(kind, settings)
     scheduler = Scheduler(upstream, s)
     batch = max(1, min(s.max_batch, 100))
     params = EmbedParams(
@@ -242,6 +281,9 @@ async def main(args: argparse.Namespace) -> str:
         gw_calls, gw_s, gw_ok = await burst_gateway(settings, fake, 1000)
         bare_full, sched_full = await throughput(settings, 3072, args.items, args.best_of)
         bare_small, sched_small = await throughput(settings, 256, args.items, args.best_of)
+        sdk_full, sdk_sched = await throughput(settings, 3072, args.items, args.best_of, "sdk")
+        loop_calls, loop_s = await closed_loop(settings, fake, hold=True)
+        old_calls, old_s = await closed_loop(settings, fake, hold=False)
         alone = await scheduler_ceiling(settings, 10_000)
         vertex = await vertex_rows(settings, fake, fresh, KEY, LATENCY_S, args.quick)
     elapsed = time.perf_counter() - t0
@@ -277,6 +319,13 @@ async def main(args: argparse.Namespace) -> str:
         f" {bare_full:,.0f} items/s ({sched_full / bare_full:.2f}x) | ~1x |",
         f"| miss throughput at 256 dims: scheduler / bare upstream | {sched_small:,.0f} /"
         f" {bare_small:,.0f} items/s ({sched_small / bare_small:.2f}x) | ~1x |",
+        f"| baseline, SDK path, miss throughput at 3072 dims: scheduler / bare upstream |"
+        f" {sdk_sched:,.0f} / {sdk_full:,.0f} items/s | |",
+        f"| **scheduler at 3072 dims, direct path / SDK path** | **{sched_full / sdk_sched:.1f}x**"
+        f" | >= 4x, or the ceiling |",
+        f"| closed loop, 100 clients x 3 one-input requests: upstream calls, holding for company"
+        f" | {loop_calls} ({loop_s:.2f} s) | <= 12 |",
+        f"| the same without holding (the baseline) | {old_calls} ({old_s:.2f} s) | |",
         f"| the upstream's own ceiling at these settings | {ceiling:,.0f} items/s | |",
         f"| 10,000 one-item misses at once, upstream = 50 ms sleep, no wire, no parsing |"
         f" {alone:,.0f} items/s ({alone / ceiling:.2f}x the ceiling): about"

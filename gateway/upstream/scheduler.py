@@ -134,7 +134,7 @@ class Scheduler:
         self._inflight: dict[bytes, asyncio.Future[Settled]] = {}
         self._lanes: dict[tuple[EmbedParams, int], _Lane] = {}
         self._batches: set[asyncio.Task[None]] = set()
-        self._hold = hold_for_company
+        self.hold_for_company = hold_for_company  # bench_misses flips it: the baseline
         # By lane name, kept when a lane retires: its calls may still be in flight.
         self._lane_calls: dict[tuple[EmbedParams, int], _LaneCalls] = {}
 
@@ -292,7 +292,7 @@ class Scheduler:
         while len(lane.queue) < self.max_batch:
             oldest = lane.queue[0].arrived
             until = oldest + wait_s
-            if self._hold and calls.busy and calls.returned == returned:
+            if self.hold_for_company and calls.busy and calls.returned == returned:
                 until = max(until, oldest + min(calls.typical_s, _HOLD_MAX_S))
             remaining = until - self._clock()
             if remaining <= 0:
