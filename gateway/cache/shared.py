@@ -17,6 +17,7 @@ import asyncio
 import bisect
 import contextlib
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
@@ -37,6 +38,7 @@ T = TypeVar("T")
 _encode = msgspec.msgpack.Encoder().encode
 # What a failing tier raises: the client's errors, a socket's, and the timeout around each call.
 FAILURES = (RedisError, OSError, TimeoutError, ConnectionError)
+MGET_KEYS = 1000  # keys per MGET at most (about 12 MB of 3072-dim vectors)
 ROUND_TRIP_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
@@ -80,6 +82,8 @@ class SharedTier:
         self.lease_takeovers = 0  # keys taken over from a holder that failed or died
         self.round_trip_counts = [0] * (len(ROUND_TRIP_BOUNDS) + 1)  # per bound, then +Inf
         self.round_trip_seconds = 0.0
+        self._lookups: deque[tuple[list[bytes], asyncio.Future[dict[bytes, Record]]]] = deque()
+        self._reader: asyncio.Task[None] | None = None
 
     # -- state ---------------------------------------------------------------------------
 
@@ -141,9 +145,44 @@ class SharedTier:
     # -- vectors -------------------------------------------------------------------------
 
     async def get_many(self, keys: list[bytes]) -> dict[bytes, Record]:
-        """Every key found, in one MGET; {} when the tier is cooling or failing."""
+        """Every key found; {} when the tier is cooling or failing.
+
+        Concurrent look-ups share MGETs, one in flight at a time: a burst of 100 requests is a
+        few MGETs on one connection, not 100 connections racing timeout_ms on a busy loop.
+        """
         if not keys:
             return {}
+        if not self.usable:
+            self.skipped += 1
+            return {}
+        future: asyncio.Future[dict[bytes, Record]] = asyncio.get_running_loop().create_future()
+        self._lookups.append((keys, future))
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read_queued(), name="shared-mget")
+        return await future
+
+    async def _read_queued(self) -> None:
+        """MGET what is queued (at most MGET_KEYS keys at once) until the queue is empty."""
+        try:
+            while self._lookups:
+                batch: list[tuple[list[bytes], asyncio.Future[dict[bytes, Record]]]] = []
+                wanted: dict[bytes, None] = {}
+                while self._lookups and (not batch or len(wanted) < MGET_KEYS):
+                    keys, future = self._lookups.popleft()
+                    batch.append((keys, future))
+                    wanted.update(dict.fromkeys(keys))
+                found = await self._mget(list(wanted))
+                for keys, future in batch:
+                    if not future.done():
+                        future.set_result({k: found[k] for k in keys if k in found})
+        finally:
+            self._reader = None
+            for _, future in self._lookups:  # only when cancelled (shutdown)
+                if not future.done():
+                    future.set_result({})
+            self._lookups.clear()
+
+    async def _mget(self, keys: list[bytes]) -> dict[bytes, Record]:
         names = [self.key(k) for k in keys]
         raw = await self.call("mget", lambda: self.client.mget(names))
         found: dict[bytes, Record] = {}
@@ -201,6 +240,10 @@ class SharedTier:
         return out
 
     async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
         with contextlib.suppress(*FAILURES):  # a dead server at shutdown is nothing to report
             await self.client.aclose()
 
@@ -213,7 +256,7 @@ def _client(settings: SharedSettings, timeout_s: float) -> redis.Redis:
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
         retry_on_timeout=False,
-        max_connections=64,
+        max_connections=1024,
     )
 
 

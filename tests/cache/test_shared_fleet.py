@@ -78,7 +78,13 @@ async def test_distinct_misses_over_both_replicas_each_sent_once(
     async with replicas(tmp_path, fake, redis_server.url, prefix) as (a, b):
         chunks = [texts[i : i + 50] for i in range(0, 300, 50)]
         answers = await asyncio.gather(
-            *(g.embed(model="gemini-embedding-2", input=c) for c in chunks for g in (a, b))
+            *(
+                g.embed(
+                    model="gemini-embedding-2", input=c, dimensions=128, encoding_format="base64"
+                )
+                for c in chunks
+                for g in (a, b)
+            )
         )
         assert {r.status_code for r in answers} == {200}
         sent = [item for call in fake.calls for item in call.items]
@@ -127,3 +133,23 @@ async def test_a_failed_fetch_releases_its_leases_at_once(
         assert second.status_code == 200
         assert waited < 1.0  # not the 30 s lease
         assert b.scheduler.leases.takeovers == 1
+
+
+async def test_a_burst_at_the_default_timeout_is_one_item_and_no_tier_errors(
+    tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
+) -> None:
+    """100 requests at once on one loop: their look-ups share MGETs instead of each opening a
+    connection and timing out at 50 ms while the loop is busy (which cooled the tier down and
+    sent the miss upstream from both replicas)."""
+    fake.latency_s = 0.02
+    async with replicas(tmp_path, fake, redis_server.url, prefix, shared={"timeout_ms": 50}) as (
+        a,
+        b,
+    ):
+        body = {"model": "gemini-embedding-2", "input": ["burst"], "encoding_format": "base64"}
+        answers = await asyncio.gather(
+            *((a if i % 2 else b).http.post("/v1/embeddings", json=body) for i in range(200))
+        )
+        assert {r.status_code for r in answers} == {200}
+        assert fake.items_received == 1
+        assert [g.services.cache.shared.errors for g in (a, b)] == [0, 0]

@@ -1,0 +1,255 @@
+"""The shared Redis/Valkey tier (issue 15): what a hit costs per tier, what the fleet saves.
+
+    /work/venv/bin/python bench/bench_shared.py            # ~30 s
+    /work/venv/bin/python bench/bench_shared.py --quick    # fewer rounds, ~10 s
+
+A real redis-server (valkey-server where present) on a loopback port, nothing persisted; two
+in-process gateway replicas with their own cache dirs and one in-process FakeGemini (20 ms a call).
+Measured:
+1. lookup cost per tier for one request of 1 and of 100 inputs (3072 dims): memory hit, local-disk
+   hit, shared-tier hit (one MGET; the replica has never seen the keys), p50/p99;
+2. upstream items for 200 identical concurrent misses spread over two replicas, with the tier and
+   without it (each replica alone: its own single-flight);
+3. added latency per miss request with the server down (after the cool-down: no call is tried)
+   and while it is paused (CLIENT PAUSE: every call waits for timeout_ms), against the tier off.
+Writes shared.md to bench/.scratch/results/ (bench/results/ with --write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import redis.asyncio as redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.outputs import add_write_flag, outputs  # noqa: E402
+from gateway.app import create_app  # noqa: E402
+from gateway.cache.store import Cached  # noqa: E402
+from gateway.config import Secrets, load_settings  # noqa: E402
+from gateway.fake import FakeGemini  # noqa: E402
+from gateway.upstream.gemini import GeminiUpstream  # noqa: E402
+
+KEY = "bench-key"
+MODEL = "gemini-embedding-2"
+
+
+def start_server(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("valkey-server") or shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+    directory.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([*args, "no", "--dir", str(directory)], stdout=subprocess.DEVNULL)
+    for _ in range(500):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port
+        except OSError:
+            time.sleep(0.01)
+    raise SystemExit("redis-server did not start")
+
+
+@asynccontextmanager
+async def replica(
+    directory: Path, fake: FakeGemini, shared: dict[str, Any]
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    settings = load_settings(
+        None,
+        {},
+        {
+            "cache": {"dir": str(directory), "memory_bytes": 512 * 1024 * 1024},
+            "upstream": {"base_url": "http://fake-gemini.test"},
+            "shared": shared,
+            "log": {"level": "warning"},
+        },
+    )
+    upstream = GeminiUpstream(settings.upstream, KEY, http_client=fake.async_httpx_client())
+    app = create_app(settings, upstream=upstream, secrets=Secrets(KEY, frozenset()))
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(app.lifespan())
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+        await stack.enter_async_context(http)
+        yield app.state["services"], http
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000
+
+
+async def timed(rounds: int, call: Callable[[int], Awaitable[Any]]) -> list[float]:
+    out = []
+    for i in range(rounds):
+        started = time.perf_counter()
+        await call(i)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def reader_of(services: Any, keys: list[list[bytes]]) -> Callable[[int], Awaitable[Any]]:
+    """The i-th request's lookup through the reader's tiers."""
+
+    def lookup(i: int) -> Awaitable[Any]:
+        return services.cache.get_many(keys[i])  # type: ignore[no-any-return]
+
+    return lookup
+
+
+async def tier_costs(tmp: Path, fake: FakeGemini, url: str, rounds: int) -> list[str]:
+    """Lookup cost of one request's keys, at each tier."""
+    rows = []
+    shared = {"url": url, "prefix": f"b{uuid.uuid4().hex[:8]}:"}
+    async with (
+        replica(tmp / "w", fake, shared) as (writer, _),
+        replica(tmp / "r", fake, shared) as (reader, _),
+    ):
+        for size in (1, 100):
+            n = rounds if size == 1 else max(10, rounds // 4)
+            batches = [
+                {
+                    np.random.bytes(32): Cached(np.random.rand(3072).astype(np.float32), 8)
+                    for _ in range(size)
+                }
+                for _ in range(n)
+            ]
+            for batch in batches:
+                await writer.cache.set_many(MODEL, batch)
+            lookup = reader_of(reader, [list(b) for b in batches])
+            shared_s = await timed(n, lookup)
+            await reader.cache.drain()
+            reader.cache.hot.clear()
+            disk_s = await timed(n, lookup)
+            memory_s = await timed(n, lookup)
+            tiers = (("memory", memory_s), ("local disk", disk_s), ("shared (MGET)", shared_s))
+            for name, values in tiers:
+                rows.append(
+                    f"| {size} x 3072 | {name} | {pct(values, 50):.3f} | {pct(values, 99):.3f} |"
+                )
+    return rows
+
+
+async def fleet_misses(tmp: Path, url: str, n: int) -> tuple[int, int]:
+    """Upstream items for n identical concurrent misses over two replicas: tier on, tier off."""
+    out = []
+    for shared in ({"url": url, "prefix": f"f{uuid.uuid4().hex[:8]}:"}, {}):
+        fake = FakeGemini(latency_s=0.02)
+        tag = uuid.uuid4().hex
+        async with (
+            replica(tmp / f"a{tag}", fake, shared) as (_, a),
+            replica(tmp / f"b{tag}", fake, shared) as (_, b),
+        ):
+            body = {"model": MODEL, "input": [f"same {tag}"], "encoding_format": "base64"}
+            answers = await asyncio.gather(
+                *((a if i % 2 else b).post("/v1/embeddings", json=body) for i in range(n))
+            )
+            assert {r.status_code for r in answers} == {200}
+        out.append(fake.items_received)
+    return out[0], out[1]
+
+
+async def degraded(tmp: Path, url: str, rounds: int) -> list[str]:
+    """Per-miss latency: tier off, tier down (cooled), tier paused (calls wait timeout_ms)."""
+    fake = FakeGemini()
+    results: dict[str, list[float]] = {}
+    with socket.socket() as s:  # a port nothing listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    cases: dict[str, dict[str, Any]] = {
+        "tier off": {},
+        "server down, after the cool-down": {"url": dead},
+        "server paused (defaults: 50 ms timeout, 3 failures, 5 s cool-down)": {"url": url},
+    }
+    for name, shared in cases.items():
+        tag = uuid.uuid4().hex
+        async with replica(tmp / tag, fake, shared) as (_, http):
+
+            async def miss(i: int, tag: str = tag, http: httpx.AsyncClient = http) -> None:
+                body = {"model": MODEL, "input": [f"{tag} {i}"], "encoding_format": "base64"}
+                assert (await http.post("/v1/embeddings", json=body)).status_code == 200
+
+            await miss(-1)  # warm: the pool, the cool-down
+            await miss(-2)
+            if "paused" in name:
+                client = redis.Redis.from_url(url)
+                await client.execute_command("CLIENT", "PAUSE", 5_000, "ALL")
+                await client.aclose()
+            results[name] = await timed(rounds, miss)
+    base = statistics.median(results["tier off"])
+    return [
+        f"| {name} | {pct(v, 50):.2f} | {pct(v, 99):.2f} | {max(v) * 1000:.1f}"
+        f" | {(statistics.median(v) - base) * 1000:+.2f} |"
+        for name, v in results.items()
+    ]
+
+
+async def main(args: argparse.Namespace) -> str:
+    with tempfile.TemporaryDirectory() as raw:
+        tmp = Path(raw)
+        proc, port = start_server(tmp / "redis")
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            costs = await tier_costs(tmp, FakeGemini(), url, args.rounds)
+            with_tier, without = await fleet_misses(tmp, url, args.identical)
+            slow = await degraded(tmp, url, max(10, args.rounds // 4))
+        finally:
+            proc.kill()
+            proc.wait()
+    return "\n".join(
+        [
+            "## Shared tier (Redis/Valkey)",
+            "",
+            f"`python bench/bench_shared.py --rounds {args.rounds} --identical {args.identical}`,"
+            f" {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, redis-server on loopback.",
+            "",
+            "| request | tier | p50 ms | p99 ms |",
+            "|---|---|---|---|",
+            *costs,
+            "",
+            "| workload | with the tier | without |",
+            "|---|---|---|",
+            f"| {args.identical} identical concurrent misses over two replicas: upstream items"
+            f" | {with_tier} | {without} |",
+            "",
+            "| one-input miss, whole request | p50 ms | p99 ms | max ms | added (p50) |",
+            "|---|---|---|---|---|",
+            *slow,
+            "",
+            "Lookup = TieredCache.get_many of the request's keys (no HTTP): the shared row is one"
+            " MGET plus decoding, on a replica that has never seen the keys; the disk row reads"
+            " the write-backs of those same hits. Misses: FakeGemini in process, no latency.",
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, help="requests per tier (200; quick 40)")
+    parser.add_argument("--identical", type=int, default=200, help="identical misses (200)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    add_write_flag(parser)
+    arguments = parser.parse_args()
+    arguments.rounds = arguments.rounds or (40 if arguments.quick else 200)
+    report = asyncio.run(main(arguments))
+    print(report)
+    outputs(arguments.write).write("shared.md", report)
