@@ -333,6 +333,13 @@ class Collection:
             self._check_open()  # the store under a search
             return search_collection(self, query, k, where, rescore)
 
+    def vector_of(self, item_id: str) -> Matrix | None:
+        """The item's stored float vector (what every index, quantised or not, encodes from and
+        rescores with), so it searches as a `vector` query would; None for an unknown id."""
+        with self.rw.read(), self._store_errors():
+            self._check_open()
+            return self.store.vector_of(item_id)
+
     def search_many(self, queries: list[Matrix], ks: list[int]) -> list[list[Hit]]:
         """Unfiltered searches with default rescoring, in one BLAS call while on the exact path."""
         rescore = self.spec.dtype in ("i8", "b1")

@@ -261,6 +261,28 @@ class CollectionManager:
             return await batcher.search(query, k)
         return await self._search(collection.search, query, k, where, rescore)
 
+    async def search_by_item(
+        self,
+        name: str,
+        item_id: str,
+        k: int,
+        where: dict[str, Any] | None,
+        rescore: bool | None,
+    ) -> list[Hit]:
+        """The k items most like an existing one ("more like this"): its stored vector is the
+        query and the item itself is left out; a 404 naming `id` if there is no such item."""
+        where = check_filter(where)
+        collection = await self.get(name)
+        query = await self._search(collection.vector_of, item_id)
+        if query is None:
+            raise NotFound(
+                f"the collection `{name}` has no item with the id {item_id!r}",
+                param="id",
+                code="item_not_found",
+            )
+        hits = await self.search(name, query, k + 1, where, rescore)  # one more: the item
+        return [hit for hit in hits if hit.id != item_id][:k]
+
     def _after_write(self, collection: Collection) -> None:
         """Start a background index build when the collection outgrew the exact path, or a
         compaction when deletes left too many dead slots; one at a time per collection."""

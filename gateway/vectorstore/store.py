@@ -151,6 +151,14 @@ class ItemStore:
         matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(found), self._dims)
         return np.asarray(found, dtype=np.int64), matrix.astype(np.float32, copy=False)
 
+    def vector_of(self, item_id: str) -> Matrix | None:
+        """The stored float32 vector of one item, or None if no item has that id."""
+        row = self._reader().execute("SELECT vector FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            return None
+        vector: Matrix = np.frombuffer(row[0], dtype="<f4").astype(np.float32)
+        return vector
+
     def items(self, labels: Labels) -> dict[int, tuple[str, str | None]]:
         """label -> (id, metadata JSON text) for the labels that still exist."""
         out: dict[int, tuple[str, str | None]] = {}

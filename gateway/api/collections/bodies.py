@@ -62,6 +62,7 @@ class DeleteItemsBody(_Body):
 class SearchBody(_Body):
     input: Any = msgspec.UNSET
     vector: list[float] | None = None
+    id: str | None = None
     k: int = 10
     filter: dict[str, Any] | None = None
     rescore: bool | None = None
@@ -165,11 +166,26 @@ def new_items(body: AddBody, keys: dict[int, bytes]) -> list[NewItem]:
 
 
 def check_search(body: SearchBody) -> None:
-    """k in range, one query, a filter of scalar values."""
+    """k in range, exactly one query (input, vector or item id), a filter of scalar values."""
     if not 1 <= body.k <= MAX_K:
         raise InvalidRequest(f"`k` must be in 1..{MAX_K}, got {body.k}", param="k")
-    if (body.input is msgspec.UNSET) == (body.vector is None):
-        raise InvalidRequest("give exactly one of `input` or `vector`", param="input")
+    given = [
+        field
+        for field, absent in (
+            ("input", body.input is msgspec.UNSET),
+            ("vector", body.vector is None),
+            ("id", body.id is None),
+        )
+        if not absent
+    ]
+    if len(given) != 1:  # none: name `input`, the usual query; two: name the second one
+        raise InvalidRequest(
+            "give exactly one of `input`, `vector` or `id`"
+            + (f", not {' and '.join(f'`{f}`' for f in given)}" if given else ""),
+            param=given[1] if len(given) > 1 else "input",
+        )
+    if body.id is not None and not 1 <= len(body.id) <= MAX_ID_CHARS:
+        raise InvalidRequest(f"`id` must be 1..{MAX_ID_CHARS} characters", param="id")
     for field, value in (body.filter or {}).items():
         if not isinstance(value, str | int | float | bool) and value is not None:
             raise InvalidRequest(

@@ -200,7 +200,9 @@ async def delete_items(request: Request[Any, Any, Any], name: str) -> RawJSON:
 
 @post("/v1/collections/{name:str}/search", status_code=200, opt=declare(schema.SEARCH))
 async def search_collection(request: Request[Any, Any, Any], name: str) -> RawJSON:
-    """The k items nearest to an input or a vector, optionally only those matching a filter."""
+    """The k items nearest to an input, a vector or an existing item, optionally only those
+    matching a filter. By `id` ("more like this") the item's stored vector is the query, nothing
+    is embedded, and the item itself is left out of the results (it would always be first)."""
     services = services_of(request)
     manager = _manager(services)
     spec = manager.peek(name).spec
@@ -211,15 +213,18 @@ async def search_collection(request: Request[Any, Any, Any], name: str) -> RawJS
     state.update(collection=name, model=spec.model, inputs=1)
     headers: list[tuple[str, str]] = []
     tokens = 0
-    if body.vector is not None:
-        query = unit_rows([body.vector], spec.dimensions, ["vector"])
+    if body.id is not None:
+        hits = await manager.search_by_item(name, body.id, body.k, body.filter, body.rescore)
     else:
-        model = resolve_model(services.settings, spec.model)
-        query, _, result = await embed_inputs(services, spec, model, [body.input], ["input"])
-        tokens = sum(result.tokens)
-        state.update(hits=result.hits, misses=result.misses)
-        headers = cache_headers(result.hits, 1, result.unstored, result.near)
-    hits = await manager.search(name, query[0], body.k, body.filter, body.rescore)
+        if body.vector is not None:
+            query = unit_rows([body.vector], spec.dimensions, ["vector"])
+        else:
+            model = resolve_model(services.settings, spec.model)
+            query, _, result = await embed_inputs(services, spec, model, [body.input], ["input"])
+            tokens = sum(result.tokens)
+            state.update(hits=result.hits, misses=result.misses)
+            headers = cache_headers(result.hits, 1, result.unstored, result.near)
+        hits = await manager.search(name, query[0], body.k, body.filter, body.rescore)
     data = [
         {
             "object": "search.result",

@@ -62,10 +62,22 @@ class DeleteItems(_Body):
 
 
 class SearchCollection(_Body):
-    """Exactly one of `input` or `vector`; `filter` keeps items whose metadata equals it."""
+    """Exactly one of `input`, `vector` or `id`; `filter` keeps items whose metadata equals it."""
 
     input: Element = msgspec.UNSET
     vector: Vector | None = None
+    id: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=256,
+                description="An existing item's id: its stored vector is the query (more like"
+                " this) and the item itself is left out of the results. Nothing is embedded.",
+            ),
+        ]
+        | None
+    ) = None
     k: Annotated[int, Meta(ge=1, le=1000)] = 10
     filter: dict[str, str | int | float | bool | None] | None = None
     rescore: bool | None = None
@@ -205,8 +217,9 @@ SEARCH = Operation(
     tag=_TAG,
     params=(NAME_PARAM,),
     summary="Search a collection",
-    description="The k items nearest to an input or a vector, optionally only those whose"
-    " metadata matches `filter`.",
+    description="The k items nearest to an input, a vector or an existing item (`id`: more"
+    " like this, the item itself left out; 404 with param `id` if there is none), optionally"
+    " only those whose metadata matches `filter`.",
     body=SearchCollection,
     response=SearchResults,
     errors=_EMBEDS,
