@@ -11,7 +11,7 @@ import itertools
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -229,16 +229,15 @@ class FakeBatchAPI:
         return op
 
     def _output(self, job: FakeBatchJob) -> dict[str, Any]:
-        rows = self._results(job)
         if not job.from_file:
-            return {"inlinedResponses": {"inlinedResponses": rows}}
+            return {"inlinedResponses": {"inlinedResponses": list(self._results(job))}}
         if job.output_file is None:
             job.output_file = f"files/batch-{job.name.split('/')[1]}out"
+            rows = self._results(job)  # a line at a time: a file job may hold 100,000s
             self.files[job.output_file] = b"".join(orjson.dumps(r) + b"\n" for r in rows)
         return {"responsesFile": job.output_file}
 
-    def _results(self, job: FakeBatchJob) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
+    def _results(self, job: FakeBatchJob) -> Iterator[dict[str, Any]]:
         vectors = vectors_for_items([])
         for i, (key, item) in enumerate(job.items):
             if i % _VECTOR_CHUNK == 0:  # full 3072-dim vectors a chunk at a time, not all at once
@@ -261,11 +260,7 @@ class FakeBatchAPI:
                         "usageMetadata": wire.usage_metadata([item]),
                     }
                 }
-            if job.from_file:
-                rows.append({"key": key, **row})
-            else:
-                rows.append({**row, "metadata": {"key": key}})
-        return rows
+            yield {"key": key, **row} if job.from_file else {**row, "metadata": {"key": key}}
 
     # -- resumable upload -----------------------------------------------------------------
 
