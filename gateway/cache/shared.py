@@ -130,7 +130,9 @@ class SharedTier:
         reason = type(exc).__name__ if isinstance(exc, TimeoutError) else _reason(exc)
         first = self.last_error is None
         self.last_error = reason
-        if self._failures_in_row >= self.settings.failures:
+        # A call past timeout_ms cools the tier at once: a slow server would otherwise cost every
+        # request up to `failures` timeouts (look-up, lease, write) before it is skipped.
+        if self._failures_in_row >= self.settings.failures or isinstance(exc, TimeoutError):
             self._failures_in_row = 0
             self.cooling_until = self._clock() + self.settings.cooldown_s
             log.warning(

@@ -21,7 +21,7 @@ class SharedSettings(Section, frozen=True):
     ttl_s: Annotated[float, Meta(ge=0, le=365 * 86400)] = 0.0  # 0 = entries never expire
     timeout_ms: Millis = 50.0
     required: bool = False
-    cooldown_s: Annotated[float, Meta(ge=0, le=WEEK)] = 5.0  # skip a failing tier this long
+    cooldown_s: Annotated[float, Meta(ge=0, le=WEEK)] = 5.0  # skip a failing (or slow) tier
     failures: Annotated[int, Meta(ge=1, le=1000)] = 3  # consecutive failures that start it
     lease_ms: Annotated[float, Meta(ge=10, le=600_000)] = 30_000.0  # a dead holder's keys free
     poll_ms: Annotated[float, Meta(ge=1, le=60_000)] = 100.0  # waiters poll when pub/sub is quiet
