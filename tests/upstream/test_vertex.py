@@ -137,48 +137,36 @@ QUOTA_429 = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("code", "status", "details", "http_status", "openai_code", "rpc_status", "says"),
-    [
-        (429, None, QUOTA_429, 429, "rate_limit_exceeded", "RESOURCE_EXHAUSTED", "online_pred"),
-        (
-            403,
-            "PERMISSION_DENIED",
-            None,
-            502,
-            "upstream_error",
-            "UNAVAILABLE",
-            "refused the gateway",
-        ),
-        (400, "FAILED_PRECONDITION", None, 502, "upstream_error", "UNAVAILABLE", "PRECONDITION"),
-        (400, None, None, 400, "upstream_rejected_input", "INVALID_ARGUMENT", "input[0]"),
-        (503, None, None, 503, "upstream_unavailable", "UNAVAILABLE", "overloaded"),
-        (401, "UNAUTHENTICATED", None, 502, "upstream_error", "UNAVAILABLE", "API key"),
-        (504, None, None, 504, "upstream_timeout", "DEADLINE_EXCEEDED", "timed out"),
-    ],
-)
-async def test_vertex_errors_reach_both_dialects(
-    gw: VertexGateway,
-    code: int,
-    status: str | None,
-    details: list[dict[str, Any]] | None,
-    http_status: int,
-    openai_code: str,
-    rpc_status: str,
-    says: str,
-) -> None:
-    gw.fake.vertex.fail_next(code, None, status, details=details, times=2)
-    with pytest.raises(openai.APIStatusError) as raised:
-        await gw.openai.embeddings.create(model=GE2, input="a")
-    assert raised.value.status_code == http_status
-    body: Any = raised.value.body
-    assert body["code"] == openai_code and says in body["message"]
-    if code == 429:
-        assert raised.value.response.headers["retry-after"] == "7"
-    with pytest.raises(errors.APIError) as google:
-        await gw.genai.models.embed_content(model=GE2, contents="b")
-    assert google.value.code == http_status and google.value.status == rpc_status
-    assert VERTEX_KEY not in str(google.value.message) + body["message"]
+ERROR_CASES: list[tuple[int, str | None, Any, int, str, str, str]] = [
+    # Vertex's code, status, details -> the client's status, OpenAI code, rpc status, message
+    (429, None, QUOTA_429, 429, "rate_limit_exceeded", "RESOURCE_EXHAUSTED", "online_pred"),
+    (403, "PERMISSION_DENIED", None, 502, "upstream_error", "UNAVAILABLE", "refused the gateway"),
+    (400, "FAILED_PRECONDITION", None, 502, "upstream_error", "UNAVAILABLE", "PRECONDITION"),
+    (400, None, None, 400, "upstream_rejected_input", "INVALID_ARGUMENT", "input[0]"),
+    (503, None, None, 503, "upstream_unavailable", "UNAVAILABLE", "overloaded"),
+    (401, "UNAUTHENTICATED", None, 502, "upstream_error", "UNAVAILABLE", "API key"),
+    (504, None, None, 504, "upstream_timeout", "DEADLINE_EXCEEDED", "timed out"),
+]
+
+
+async def test_vertex_errors_reach_both_dialects(tmp_path: Path, fake: FakeGemini) -> None:
+    settings = vertex_settings(tmp_path, breaker_failures=0)  # one gateway for every case
+    async with AsyncTestClient(vertex_app(settings, fake)) as http:
+        gw = VertexGateway(http, fake)
+        for code, status, details, http_status, openai_code, rpc_status, says in ERROR_CASES:
+            case = f"{code} {status}"
+            fake.vertex.fail_next(code, None, status, details=details, times=2)
+            with pytest.raises(openai.APIStatusError) as raised:
+                await gw.openai.embeddings.create(model=GE2, input=f"a {case}")
+            assert raised.value.status_code == http_status, case
+            body: Any = raised.value.body
+            assert body["code"] == openai_code and says in body["message"], case
+            if code == 429:
+                assert raised.value.response.headers["retry-after"] == "7"
+            with pytest.raises(errors.APIError) as google:
+                await gw.genai.models.embed_content(model=GE2, contents=f"b {case}")
+            assert google.value.code == http_status and google.value.status == rpc_status, case
+            assert VERTEX_KEY not in str(google.value.message) + body["message"]
 
 
 def test_regional_hosts_as_the_sdk_picks_them() -> None:
