@@ -153,3 +153,15 @@ async def test_a_burst_at_the_default_timeout_is_one_item_and_no_tier_errors(
         assert {r.status_code for r in answers} == {200}
         assert fake.items_received == 1
         assert [g.services.cache.shared.errors for g in (a, b)] == [0, 0]
+
+
+async def test_describe_names_the_server_the_keys_under_the_prefix_and_its_memory(
+    tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
+) -> None:
+    async with replicas(tmp_path, fake, redis_server.url, prefix, n=1) as (a,):
+        await a.embed(model="gemini-embedding-2", input=["one", "two", "three"])
+        described = await a.services.cache.shared.describe()
+    assert described["reachable"] is True
+    assert described["keys"] == 3  # only this prefix's vectors, not the leases or other tests'
+    assert described["used_memory_bytes"] > 0
+    assert described["url"] == redis_server.url
