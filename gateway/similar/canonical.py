@@ -52,24 +52,28 @@ def pixel_bytes(image: Image) -> bytes:
     return head + (bytes(palette) if palette else b"") + b":" + image.tobytes()
 
 
+def pixel_digest(image: Image) -> bytes:
+    """A 32-byte digest of pixel_bytes: what the pixel stage keys."""
+    return blake3.blake3(pixel_bytes(image), max_threads=blake3.blake3.AUTO).digest()
+
+
 def canonical_key(
     content: Content,
     params: EmbedParams,
     text_level: str,
-    images: dict[int, Image] | None,
+    pixels: dict[int, bytes] | None,
 ) -> bytes | None:
     """The alias key of `content` under the stages on, or None when no stage changes anything.
 
-    `images` maps part index -> decoded image, for the pixel stage (None: the stage is off)."""
+    `pixels` maps part index -> pixel digest, for the pixel stage (None: the stage is off)."""
     parts: list[Part] = []
     stages: list[bytes] = []
     for index, part in enumerate(content.parts):
         if part.kind == "text" and text_level != "none":
             parts.append(Part.of_text(canonical_text(part.text, text_level)))
             stages.append(b"text:" + text_level.encode())
-        elif images is not None and index in images:
-            pixels = pixel_bytes(images[index])
-            parts.append(Part(kind="image", mime_type="image/x-pixels", data=pixels))
+        elif pixels is not None and index in pixels:
+            parts.append(Part(kind="image", mime_type="image/x-pixels", data=pixels[index]))
             stages.append(b"pixels")
         else:
             parts.append(part)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
@@ -33,9 +32,6 @@ from gateway.similar.index import HammingIndexes
 from gateway.similar.store import Alias, SimilarStore
 from gateway.similar.verify import Verdict, compare
 
-if TYPE_CHECKING:
-    from PIL.Image import Image
-
 NEAR_KINDS = frozenset(("text", "image"))
 TRIM_EVERY = 256  # new prints between trims of the oldest beyond max_fingerprints
 log = structlog.get_logger("gateway.similar")
@@ -51,13 +47,15 @@ class Reuse(msgspec.Struct, frozen=True):
 
 
 class Look:
-    """What was worked out for one missing input: decoded images, its canonical key, print."""
+    """What was worked out for one missing input: per image part its pixel digest and print
+    (the decoded image itself is dropped at once: a request of many screenshots holds one
+    decoded frame at a time), its canonical key and its print."""
 
     __slots__ = ("canon", "content", "images", "print")
 
     def __init__(self, content: Content) -> None:
         self.content = content
-        self.images: dict[int, Image] | None = None
+        self.images: dict[int, tuple[bytes, ImagePrint]] | None = None
         self.canon: bytes | None = None
         self.print: ContentPrint | None = None
 
@@ -202,8 +200,8 @@ class SimilarInputs:
         s = self.settings
         if s.pixel_keys or s.image:
             self._decode(look)
-        images = look.images if s.pixel_keys else None
-        look.canon = canonical.canonical_key(look.content, params, s.canonical_text, images)
+        pixels = {i: seen[0] for i, seen in (look.images or {}).items()} if s.pixel_keys else None
+        look.canon = canonical.canonical_key(look.content, params, s.canonical_text, pixels)
 
     def _decode(self, look: Look) -> None:
         if look.images is not None:
@@ -212,9 +210,11 @@ class SimilarInputs:
         for index, part in enumerate(look.content.parts):
             if part.kind == "image" and part.data:
                 try:
-                    look.images[index] = canonical.decode_image(part.data)
+                    image = canonical.decode_image(part.data)
                 except Exception:  # noqa: S112 (sniffed as an image, unreadable: bytes only)
                     continue
+                digest = canonical.pixel_digest(image) if self.settings.pixel_keys else b""
+                look.images[index] = (digest, image_print(image, self.settings.thumbnail_side))
 
     def _print(self, look: Look) -> ContentPrint | None:
         if look.print is not None:
@@ -226,7 +226,7 @@ class SimilarInputs:
             if part.kind == "text":
                 parts.append(text_print(part.text))
             elif index in images:
-                parts.append(image_print(images[index], self.settings.thumbnail_side))
+                parts.append(images[index][1])
             else:
                 return None
         if not parts:

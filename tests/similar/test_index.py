@@ -121,3 +121,28 @@ def test_prints_another_worker_stored_are_found(tmp_path: Path) -> None:
     indexes.add(group, label, code)
     fill(theirs, rows[1:], 1)  # the other worker's learn(): not in this process's index
     assert indexes.search(GROUP, rows[2], 1, radius=0) == [(3, 0)]
+
+
+def test_a_request_of_many_screenshots_holds_no_decoded_frame(tmp_path: Path) -> None:
+    import gc
+
+    from PIL import Image
+
+    from gateway.config.similar import NearDuplicateSettings
+    from gateway.content.keys import content_key
+    from gateway.content.model import Content, EmbedParams, Part
+    from gateway.similar.service import SimilarInputs
+    from tests.similar.screens import screen
+
+    settings = NearDuplicateSettings(image=True, pixel_keys=True)
+    similar = SimilarInputs(settings, tmp_path / "near.sqlite3")
+    params = EmbedParams(model="m")
+    shots = [
+        Content(parts=(Part(kind="image", mime_type="image/png", data=screen(name)),))
+        for name in ("base", "banner", "row", "other")
+    ]
+    probe = similar.find_now({content_key(c, params): c for c in shots}, params, frozenset())
+    gc.collect()
+    frames = [o for o in gc.get_objects() if isinstance(o, Image.Image) and o.size == (1280, 800)]
+    assert len(probe.looks) == 4 and len(frames) <= 4  # the session's cached renders, no more
+    similar.close()
