@@ -177,7 +177,8 @@ class _Assembly:
         return CacheMiss(
             f"input[{missing[0]}] is not in the cache and this gateway has no upstream"
             if batch is not None
-            else f"input[{missing[0]}] is not in the cache any more (evicted)",
+            else f"input[{missing[0]}] is not in the cache: evicted, or the batch that fetched it"
+            " for another job ended without it",
             failed=tuple(missing),
             reason="not cached",
         )

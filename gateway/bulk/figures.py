@@ -31,11 +31,12 @@ class BulkFigures:
         yield statuses
         items = CounterMetricFamily(
             "gateway_bulk_items",
-            "Inputs of bulk jobs: served from the cache, repeats within a job, sent to the Batch"
-            " API (billed), and sent the online way after a failed Google batch",
+            "Inputs of bulk jobs: served from the cache, repeats within a job, fetched by another"
+            " running job, sent to the Batch API (billed), and sent the online way after a failed"
+            " Google batch",
             labels=["kind"],
         )
-        for kind in ("cached", "deduplicated", "billed", "fallback"):
+        for kind in ("cached", "deduplicated", "shared", "billed", "fallback"):
             items.add_metric([kind], sum(getattr(job.usage, kind) for job in jobs))
         yield items
         dollars = CounterMetricFamily(

@@ -27,6 +27,7 @@ def batch_object(job: JobRecord, expire_after_s: float) -> dict[str, Any]:
         "gateway_inputs": usage.inputs,
         "gateway_cached": usage.cached,
         "gateway_deduplicated": usage.deduplicated,
+        "gateway_shared": usage.shared,
         "gateway_billed": usage.billed,
         "gateway_fallback": usage.fallback,
         "gateway_tokens_billed": usage.tokens_billed,

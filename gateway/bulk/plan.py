@@ -60,6 +60,8 @@ class Planner:
     settings: Settings
     cache: VectorCache
     embedder: Embedder
+    # The misses of jobs still fetching theirs: a key one of them sends is not sent again.
+    others: dict[str, Seen] = field(default_factory=dict)
     _seen: Seen | None = None
     _groups: dict[str, _Group] = field(default_factory=dict)
 
@@ -69,6 +71,8 @@ class Planner:
             return await self._run(source)
         finally:
             self._seen.close()
+            for other in self.others.values():
+                other.close()
             for group in self._groups.values():
                 group.requests.close()
 
@@ -138,6 +142,10 @@ class Planner:
                 usage.tokens_all += tokens
                 if key in found:
                     usage.cached += 1
+                elif (other := self._fetching(key)) is not None:
+                    usage.shared += 1
+                    if other not in self.job.waits_for:
+                        self.job.waits_for.append(other)
                 elif not self.seen.first_miss(key, line.params.dims or line.spec.dims, tokens):
                     usage.deduplicated += 1
                 else:
@@ -152,6 +160,13 @@ class Planner:
             plan.write(_encode(record) + b"\n")
         usage.dollars_batch = usage.dollars_interactive * self.settings.bulk.batch_price_share
         self.seen.commit()
+
+    def _fetching(self, key: bytes) -> str | None:
+        """The running job that already sends `key` to Google, if one does."""
+        for job_id, other in self.others.items():
+            if other.has_miss(key):
+                return job_id
+        return None
 
     @property
     def seen(self) -> Seen:

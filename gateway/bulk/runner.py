@@ -27,6 +27,7 @@ from gateway.core.vectors import is_valid_vector
 from gateway.embedder import Embedder
 from gateway.errors import (
     InvalidRequest,
+    NotFound,
     RateLimited,
     UpstreamError,
     UpstreamServerError,
@@ -80,10 +81,16 @@ class JobRunner:
     async def _plan(self, job: JobRecord) -> None:
         work = self.store.job_dir(job.id)
         planner = Planner(job, work, self.settings, self.cache, self.embedder)
+        for other in self.store.unfinished():
+            if other.id != job.id and other.phase in ("plan", "submit", "poll"):
+                seen = Seen.peek(self.store.work_dir / other.id / SEEN)
+                if seen is not None:
+                    planner.others[other.id] = seen
         job.google = await planner.run(self.store.file_path(job.input_file_id))
         job.status = "in_progress"
         job.times["in_progress_at"] = self.now()
-        job.phase = "submit" if job.google and not job.cancel_requested else "assemble"
+        waits = job.google or job.waits_for
+        job.phase = "submit" if waits and not job.cancel_requested else "assemble"
         self.store.save_job(job)
         log.info("bulk job planned", job=job.id, lines=job.counts.total, billed=job.usage.billed)
 
@@ -146,13 +153,23 @@ class JobRunner:
                 if not job.cancel_requested:
                     job.times["expired_at"] = self.now()
                 pending = []
-            if not pending:
+                job.waits_for = []
+            job.waits_for = [d for d in job.waits_for if not self._fetched(d)]
+            if not pending and not job.waits_for:
                 job.phase = "assemble"
                 self.store.save_job(job)
                 return
             await self.sleep(self.settings.bulk.poll_interval_s)
             for record in pending:
                 await self._check(job, record)
+
+    def _fetched(self, job_id: str) -> bool:
+        """Whether a job this one waits for has put its results in the cache (or ended)."""
+        try:
+            other = self.store.job(job_id)
+        except NotFound:
+            return True
+        return other.phase in ("assemble", "done")
 
     async def _cancel(self, record: GoogleBatchRecord) -> None:
         if self.google is not None and record.name:

@@ -25,6 +25,22 @@ class Seen:
             " (key BLOB PRIMARY KEY, dims INTEGER, tokens INTEGER) WITHOUT ROWID"
         )
 
+    @classmethod
+    def peek(cls, path: Path) -> Seen | None:
+        """Another job's misses, read-only; None before that job has planned any."""
+        if not path.exists():
+            return None
+        seen = cls.__new__(cls)
+        seen._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        return seen
+
+    def has_miss(self, key: bytes) -> bool:
+        try:
+            row = self._db.execute("SELECT 1 FROM misses WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error:  # that job finished and removed its directory meanwhile
+            return False
+        return row is not None
+
     def first_id(self, custom_id: str) -> bool:
         """Record `custom_id`; False when an earlier line had it."""
         cursor = self._db.execute("INSERT OR IGNORE INTO ids VALUES (?)", (custom_id,))
@@ -46,5 +62,6 @@ class Seen:
         self._db.commit()
 
     def close(self) -> None:
-        self._db.commit()
+        if self._db.in_transaction:
+            self._db.commit()
         self._db.close()

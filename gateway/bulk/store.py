@@ -52,6 +52,7 @@ class Usage(msgspec.Struct, kw_only=True):
     inputs: int = 0
     cached: int = 0
     deduplicated: int = 0
+    shared: int = 0  # another running job was already fetching them: sent once for both
     billed: int = 0
     tokens_billed: int = 0
     tokens_all: int = 0
@@ -86,6 +87,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     error_file_id: str | None = None
     errors: list[dict[str, str | None]] = []
     cancel_requested: bool = False
+    waits_for: list[str] = []  # jobs fetching some of this job's misses
 
 
 _encode = msgspec.json.encode

@@ -188,3 +188,23 @@ async def test_cache_only_serves_the_cached_lines_and_503s_the_rest(
     assert error["custom_id"] == "b" and error["response"]["status_code"] == 503
     assert "no upstream" in error["response"]["body"]["error"]["message"]
     assert bulk_fake.call_count == 0 and bulk_fake.batch.creates == 0
+
+
+async def test_a_job_does_not_send_what_a_running_job_is_already_fetching(
+    gw: BulkGateway,
+) -> None:
+    first = await _submitted(gw)  # TEXTS, waiting on Google
+    overlap = [line("x", TEXTS[1]), line("y", TEXTS[2]), line("z", "only in the second job")]
+    second = await gw.submit(overlap)
+    await _until(lambda: gw.fake.batch.creates == 2, "the second job sent nothing")
+    gw.clock.paused = False
+    await _check_output(gw, first)
+    batch = await gw.finished(second)
+    assert batch.status == "completed"
+    meta = batch.metadata or {}
+    assert (meta["gateway_shared"], meta["gateway_billed"]) == ("2", "1")
+    sent = [item.text for _, item in gw.fake.batch.items_received]
+    assert sorted(sent) == sorted([*TEXTS, "only in the second job"])  # each text once
+    out = await gw.lines(batch.output_file_id)
+    got = np.array(out[0]["response"]["body"]["data"][0]["embedding"])
+    assert np.allclose(got, unit(gw.fake.vector_for_text(TEXTS[1])), atol=1e-5)
