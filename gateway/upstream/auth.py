@@ -18,14 +18,16 @@ import httpx
 import structlog
 
 from gateway.config import UpstreamSettings
-from gateway.errors import CredentialsError, UpstreamError, UpstreamUnavailable
+from gateway.errors import CredentialsError, GatewayError, UpstreamError, UpstreamUnavailable
 
 log = structlog.get_logger("gateway.upstream.auth")
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 # A token is replaced this long before Google says it expires: a call that starts with it must not
-# arrive after it (google-auth itself refreshes 3m45s early).
+# arrive after it (google-auth itself refreshes 3m45s early). Twice as early, a call starts the
+# fetch in the background and goes on with the current token, so calls rarely wait for one.
 REFRESH_MARGIN_S = 300.0
+AHEAD_RETRY_S = 30.0  # after a failed fetch ahead, the next is not tried sooner than this
 
 
 class VertexAuth(Protocol):
@@ -36,6 +38,8 @@ class VertexAuth(Protocol):
     async def headers(self) -> Mapping[str, str]: ...
 
     def invalidate(self, headers: Mapping[str, str]) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ApiKeyAuth:
@@ -51,6 +55,9 @@ class ApiKeyAuth:
 
     def invalidate(self, headers: Mapping[str, str]) -> None:
         """A key cannot be refreshed."""
+
+    async def aclose(self) -> None:
+        """Nothing runs for a key."""
 
     def __repr__(self) -> str:
         return "ApiKeyAuth(api_key=set)"
@@ -78,6 +85,8 @@ class TokenAuth:
         self._headers: dict[str, str] | None = None
         self._expires_at: float | None = None
         self._lock = asyncio.Lock()
+        self._ahead: asyncio.Task[None] | None = None
+        self._ahead_after = 0.0  # no fetch ahead before this time (after a failed one)
         self.refreshes = 0  # tokens fetched since start
 
     @property
@@ -88,6 +97,7 @@ class TokenAuth:
         """Current headers; a token near its expiry is replaced first, once for all waiters."""
         headers = self._headers
         if headers is not None and self._fresh():
+            self._maybe_fetch_ahead()
             return headers
         async with self._lock:  # whoever waited here finds the token the first one fetched
             if self._headers is None or not self._fresh():
@@ -100,8 +110,40 @@ class TokenAuth:
         if self._headers is headers:
             self._headers = None
 
+    @property
+    def refreshing(self) -> asyncio.Task[None] | None:
+        """The background fetch under way, if any."""
+        return self._ahead
+
+    async def aclose(self) -> None:
+        if self._ahead is not None:
+            self._ahead.cancel()
+            await asyncio.gather(self._ahead, return_exceptions=True)
+
+    def _left(self) -> float:
+        """Seconds until the token expires (inf when it does not)."""
+        return float("inf") if self._expires_at is None else self._expires_at - self._clock()
+
     def _fresh(self) -> bool:
-        return self._expires_at is None or self._clock() < self._expires_at - self._margin_s
+        return self._left() > self._margin_s
+
+    def _maybe_fetch_ahead(self) -> None:
+        """Within twice the margin, start fetching the next token (not one failing fetch a call)."""
+        due = self._left() < 2 * self._margin_s and self._clock() >= self._ahead_after
+        if self._ahead is None and due:
+            self._ahead = asyncio.create_task(self._refresh_ahead(), name="vertex-token")
+
+    async def _refresh_ahead(self) -> None:
+        """Fetch the next token while the current one still serves; a failure waits for later."""
+        try:
+            async with self._lock:
+                if self._left() < 2 * self._margin_s:
+                    await asyncio.to_thread(self._refresh)
+        except GatewayError as exc:  # the current token still works; a call in the margin retries
+            self._ahead_after = self._clock() + AHEAD_RETRY_S
+            log.warning("vertex token: fetching ahead of expiry failed", error=exc.message)
+        finally:
+            self._ahead = None
 
     def _refresh(self) -> None:
         """Fetch a token (on a worker thread); google-auth's errors become the gateway's."""

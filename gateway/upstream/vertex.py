@@ -144,6 +144,7 @@ class VertexUpstream:
         return response
 
     async def aclose(self) -> None:
+        await self.auth.aclose()
         if self._own_client:
             await asyncio.gather(*(pool.aclose() for pool in self._pools))
 

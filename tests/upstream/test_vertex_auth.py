@@ -89,14 +89,22 @@ async def test_token_is_refreshed_before_expiry_once_for_concurrent_calls(
     await upstream.embed(contents, PARAMS, 3072)  # 10 concurrent calls, one token fetch
     assert len(fake.vertex.auth.token_requests) == 1
     assert fake.vertex.tokens_seen == {"Bearer ya29.fake-1"}
-    clock.now += 3000  # 10 minutes left: still used
+    clock.now += 2900  # ~11.6 minutes left: used, nothing fetched
     await upstream.embed(contents[:2], PARAMS, 3072)
-    assert len(fake.vertex.auth.token_requests) == 1
-    clock.now += 400  # 3.3 minutes left: within the margin, so replaced before it is sent
+    assert len(fake.vertex.auth.token_requests) == 1 and auth.refreshing is None
+    clock.now += 200  # ~8.3 minutes left: this call goes with it, the next is fetched meanwhile
+    await upstream.embed(contents[:1], PARAMS, 3072)
+    assert fake.vertex.calls[-1].authorization == "Bearer ya29.fake-1"
+    assert isinstance(auth, TokenAuth) and auth.refreshing is not None
+    await auth.refreshing
     await asyncio.gather(*(upstream.embed([c], PARAMS, 3072) for c in contents))
     assert len(fake.vertex.auth.token_requests) == 2
-    assert {c.status for c in fake.vertex.calls} == {200}  # no call ever carried a stale token
     assert fake.vertex.calls[-1].authorization == "Bearer ya29.fake-2"
+    clock.now += 3400  # idle until ~3.3 minutes are left: within the margin, so fetched first
+    await asyncio.gather(*(upstream.embed([c], PARAMS, 3072) for c in contents))
+    assert len(fake.vertex.auth.token_requests) == 3  # once for the 10 concurrent calls
+    assert {c.status for c in fake.vertex.calls} == {200}  # no call ever carried a stale token
+    assert fake.vertex.calls[-1].authorization == "Bearer ya29.fake-3"
     assert fake.vertex.calls[-1].path.startswith("/v1beta1/projects/my-project/locations/global/")
 
 
@@ -170,3 +178,38 @@ async def test_refused_grant_is_an_upstream_error_naming_the_credentials(
     with pytest.raises(UpstreamError, match="credentials were refused"):
         await upstream.embed([Content.of_text("a")], PARAMS, 3072)
     assert fake.vertex.calls == []  # nothing was sent without a token
+
+
+async def test_a_failed_fetch_ahead_keeps_the_current_token(
+    env: pytest.MonkeyPatch, tmp_path: Path, fake: FakeGemini
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from structlog.testing import capture_logs
+
+    env.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_file(tmp_path, fake)))
+    clock = Clock()
+    fake.vertex.auth.clock = clock
+    auth, project = load(fake, clock)
+    upstream = VertexUpstream(
+        vertex_settings(), auth, project, http_client=fake.async_httpx_client()
+    )
+    await upstream.embed([Content.of_text("a")], PARAMS, 3072)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    pem = other.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    fake.vertex.auth.trust(SA_EMAIL, pem)  # the token endpoint now refuses the gateway's key
+    clock.now += 3100
+    with capture_logs() as logs:
+        await upstream.embed([Content.of_text("b")], PARAMS, 3072)
+        assert isinstance(auth, TokenAuth) and auth.refreshing is not None
+        await auth.refreshing
+        await upstream.embed([Content.of_text("c")], PARAMS, 3072)
+        assert auth.refreshing is None  # not another fetch per call while the endpoint fails
+        clock.now += 31
+        await upstream.embed([Content.of_text("d")], PARAMS, 3072)
+        assert auth.refreshing is not None  # tried again, later
+    assert [c.authorization for c in fake.vertex.calls] == ["Bearer ya29.fake-1"] * 4
+    assert any("ahead of expiry failed" in e["event"] for e in logs)
+    await upstream.aclose()
