@@ -313,6 +313,16 @@ def test_collections_list_and_search_by_text_and_by_image_in_score_order(
     assert scores == sorted(scores, reverse=True)
     expect(page.locator("#col-results li").first.locator("img.thumb")).to_be_visible()
     page.screenshot(path=screenshots / "collections.png", full_page=True)
+    # More like this: the item's own vector is the query, the item itself is not a result.
+    page.locator("#col-results li", has_text="blue").get_by_role("button").click()
+    expect(page.locator("#col-query")).to_contain_text("most like blue")
+    expect(page.locator("#col-results li")).to_have_count(2)
+    ids = page.locator("#col-results li .id").all_inner_texts()
+    assert sorted(ids) == ["cat", "red"]
+    scores = [float(s) for s in page.locator("#col-results .score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True)
+    expect(page.locator("#col-error")).to_have_text("")
+    page.screenshot(path=screenshots / "collections-more-like-this.png", full_page=True)
 
 
 def test_at_phone_width_nothing_scrolls_sideways(browser: Browser, server: Server) -> None:

@@ -387,12 +387,23 @@ async function searchCollection(event) {
   let input = $("col-text").value;
   if (collectionFile) input = [{ type: "image_url", image_url: { url: await readFile(collectionFile) } }];
   else if (!input.trim()) throw new Error("Type a text or drop an image to search with.");
+  await showSearch(name, { input }, "");
+}
+
+// One search (by input, or by an item's id: "more like this", the item itself left out).
+async function showSearch(name, query, note) {
+  setText("col-error", "");
   const k = Number($("col-k").value) || 10;
-  const reply = await call("/v1/collections/" + encodeURIComponent(name) + "/search", { method: "POST", json: { input, k } });
+  const reply = await call("/v1/collections/" + encodeURIComponent(name) + "/search", { method: "POST", json: Object.assign({ k }, query) });
   const results = reply.body.data;
+  setText("col-query", note);
   $("col-results").replaceChildren(...results.map((hit) => {
     const item = el("li");
-    item.append(el("span", hit.score.toFixed(4), "score"), el("span", hit.id, "id"));
+    const like = el("button", "More like this", "like");
+    like.type = "button";
+    like.setAttribute("aria-label", "More like " + hit.id);
+    like.addEventListener("click", () => showSearch(name, { id: hit.id }, "Items most like " + hit.id + " (itself left out)").catch(fail("col-error")));
+    item.append(el("span", hit.score.toFixed(4), "score"), el("span", hit.id, "id"), like);
     const meta = hit.metadata || {};
     const thumb = meta.thumbnail;
     if (typeof thumb === "string" && /^data:image\/(png|jpeg|gif|webp);base64,/.test(thumb)) {
