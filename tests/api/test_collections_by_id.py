@@ -137,3 +137,16 @@ async def test_a_deleted_item_is_no_longer_a_query(gateway: Gateway) -> None:
     gone = await gateway.http.request("DELETE", "/v1/collections/d/items", json={"ids": ["2"]})
     assert gone.status_code == 200
     assert error_of(await by_id(gateway, "d", id="2"), 404)["param"] == "id"
+
+
+async def test_a_replaced_item_is_searched_by_its_new_vector(gateway: Gateway) -> None:
+    matrix = rows(6)
+    await create(gateway, "r", dimensions=DIMS)
+    await add_vectors(gateway, "r", matrix)
+    moved = await gateway.http.post(
+        "/v1/collections/r/items", json={"items": [{"id": "0", "vector": matrix[4].tolist()}]}
+    )
+    assert moved.json()["replaced"] == 1
+    hits = await search(gateway, "r", id="0", k=1)
+    assert hits[0]["id"] == "4"  # its twin now, at the same vector
+    assert hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
