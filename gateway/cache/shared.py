@@ -280,3 +280,18 @@ async def shared_state(tier: SharedTier) -> Literal["ok", "cooling", "down"]:
     if tier.state == "cooling":
         return "cooling"
     return "ok" if await tier.ping() else "down"
+
+
+def shared_stats(settings: SharedSettings) -> dict[str, Any] | None:
+    """For `gateway cache stats` (sync): the tier's description, or None when it is off."""
+    if not settings.enabled:
+        return None
+
+    async def run() -> dict[str, Any]:
+        tier = SharedTier(settings)
+        try:
+            return await tier.describe()
+        finally:
+            await tier.aclose()
+
+    return asyncio.run(run())

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from gateway.cache.shared import VERSION
+from gateway.cache.shared import VERSION, shared_stats
 from gateway.cache.tiered import TieredCache
+from gateway.config.shared import SharedSettings
 from gateway.content.keys import content_key
 from gateway.content.model import Content
 from gateway.fake import FakeGemini
@@ -165,3 +166,11 @@ async def test_describe_names_the_server_the_keys_under_the_prefix_and_its_memor
     assert described["keys"] == 3  # only this prefix's vectors, not the leases or other tests'
     assert described["used_memory_bytes"] > 0
     assert described["url"] == redis_server.url
+
+
+def test_shared_stats_for_the_cli(redis_server: RedisServer, prefix: str) -> None:
+    assert shared_stats(SharedSettings()) is None  # off
+    stats = shared_stats(SharedSettings(url=redis_server.url, prefix=prefix))
+    assert stats is not None and stats["reachable"] is True and stats["keys"] == 0
+    down = shared_stats(SharedSettings(url="redis://127.0.0.1:1/0", timeout_ms=200))
+    assert down is not None and down["reachable"] is False and "error" in down
