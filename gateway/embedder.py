@@ -40,7 +40,7 @@ class Embedded(msgspec.Struct, frozen=True, gc=False):
     tokens: list[int]
     hits: int
     misses: int
-    keys: list[bytes]
+    keys: list[bytes]  # each vector's key: an input served another's vector has that one's
     unstored: int = 0
     near: tuple[tuple[int, float], ...] = ()  # (input index, similarity) served near
 
@@ -153,6 +153,8 @@ class Embedder:
             vectors = np.stack([found[key].vector for key in keys]) if keys else _empty(spec)
         tokens = [found[key].tokens for key in keys]
         misses = len(keys) - hits
+        if probe is not None and probe.reused:  # the served vector's key: views memoise by it
+            keys = [probe.reused[k].target if k in probe.reused else k for k in keys]
         return Embedded(
             vectors, tokens, hits=hits, misses=misses, keys=keys, unstored=unstored, near=near_items
         )

@@ -193,3 +193,13 @@ async def test_a_failing_similar_store_costs_items_not_requests(near_gateway: Ga
     await send(near_gateway, "base")
     response = await send(near_gateway, "caret")
     assert near_gateway.fake.items_received == 2 and response.headers["x-cache"] == "MISS"
+
+
+async def test_opting_out_after_a_near_hit_gets_the_true_vector(near_gateway: Gateway) -> None:
+    base = await send(near_gateway, "base", encoding_format="float")
+    near = await send(near_gateway, "caret", encoding_format="float")
+    true = await send(near_gateway, "caret", encoding_format="float", near_duplicate=False)
+    assert near.headers["x-cache-near"] == "1/1" and "x-cache-near" not in true.headers
+    assert near_gateway.fake.items_received == 2
+    vector = true.json()["data"][0]["embedding"]
+    assert vector != base.json()["data"][0]["embedding"]  # not the near row memoised for it
