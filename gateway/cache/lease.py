@@ -39,6 +39,19 @@ return n
 """
 
 
+# KEYS: the lease keys; ARGV[1]: the token, ARGV[2]: the lease in ms. Only our leases move.
+_RENEW = """
+local n = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    n = n + 1
+  end
+end
+return n
+"""
+
+
 @dataclass(slots=True)
 class Claim:
     """What one acquire found: keys now ours, keys another replica holds, values already there."""
@@ -64,6 +77,7 @@ class Leases:
         self.channel = tier.prefix + b"done"
         self._clock = clock
         self._release = tier.client.register_script(_RELEASE)
+        self._renew = tier.client.register_script(_RENEW)
         self._wakers: dict[bytes, set[asyncio.Event]] = {}
         self._listener: asyncio.Task[None] | None = None
         self.acquired = 0
@@ -124,6 +138,16 @@ class Leases:
         await self.tier.call(
             "release", lambda: self._release(keys=names, args=[token, self.channel, message])
         )
+
+    async def hold(self, keys: list[bytes], token: bytes) -> None:
+        """Keep our leases on `keys` alive while their fetch runs (cancel it when done): a
+        fetch slower than lease_ms (retries, backoff) is not taken over by a waiter."""
+        names = [self.lease_key(k) for k in keys]
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000.0)
+            await self.tier.call(
+                "renew", lambda: self._renew(keys=names, args=[token, self.lease_ms])
+            )
 
     async def wait(
         self, keys: list[bytes], deadline: float

@@ -121,9 +121,12 @@ class FleetScheduler(Scheduler):
         also_release: list[bytes],
     ) -> dict[bytes, Settled]:
         """Our leased keys upstream (stored locally and shared before release), then release."""
+        keeper = asyncio.create_task(self.leases.hold(list(items), token)) if items else None
         try:
             return await super().embed(items, params, dims) if items else {}
         finally:
+            if keeper is not None:
+                keeper.cancel()
             # A failure releases too, so waiters take over now rather than at the lease's expiry.
             await self.leases.release([*items, *also_release], token)
 

@@ -174,3 +174,17 @@ def test_shared_stats_for_the_cli(redis_server: RedisServer, prefix: str) -> Non
     assert stats is not None and stats["reachable"] is True and stats["keys"] == 0
     down = shared_stats(SharedSettings(url="redis://127.0.0.1:1/0", timeout_ms=200))
     assert down is not None and down["reachable"] is False and "error" in down
+
+
+async def test_a_holder_slower_than_its_lease_keeps_it(
+    tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
+) -> None:
+    fake.latency_s = 0.3  # three leases' worth: the holder renews, the waiter never takes over
+    shared = {"lease_ms": 100, "poll_ms": 20}
+    async with replicas(tmp_path, fake, redis_server.url, prefix, shared=shared) as (a, b):
+        first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["slow upstream"]))
+        await asyncio.sleep(0.05)  # A holds the lease, its call is in flight
+        second = await b.embed(model="gemini-embedding-2", input=["slow upstream"])
+        assert (await first).status_code == 200 and second.status_code == 200
+        assert fake.items_received == 1
+        assert b.scheduler.leases.waits == 1 and b.scheduler.leases.takeovers == 0
