@@ -23,7 +23,7 @@ class SharedSettings(Section, frozen=True):
     required: bool = False
     cooldown_s: Annotated[float, Meta(ge=0, le=WEEK)] = 5.0  # skip a failing (or slow) tier
     failures: Annotated[int, Meta(ge=1, le=1000)] = 3  # consecutive failures that start it
-    lease_ms: Annotated[float, Meta(ge=10, le=600_000)] = 30_000.0  # a dead holder's keys free
+    lease_ms: Annotated[float, Meta(ge=10, le=600_000)] = 10_000.0  # renewed; a dead holder frees
     poll_ms: Annotated[float, Meta(ge=1, le=60_000)] = 100.0  # waiters poll when pub/sub is quiet
     rate_budget: bool = True  # [upstream] per-minute limits are one budget for the whole fleet
 
