@@ -203,3 +203,17 @@ async def test_opting_out_after_a_near_hit_gets_the_true_vector(near_gateway: Ga
     assert near_gateway.fake.items_received == 2
     vector = true.json()["data"][0]["embedding"]
     assert vector != base.json()["data"][0]["embedding"]  # not the near row memoised for it
+
+
+async def test_a_gemini_batch_names_its_near_items_by_request_index(near_gateway: Gateway) -> None:
+    await send(near_gateway, "base")
+    requests = [
+        {"model": f"models/{MODEL}", "content": {"parts": [gemini_image(screen(name))]}}
+        for name in ("banner", "caret")
+    ]
+    path = f"/v1beta/models/{MODEL}:batchEmbedContents"
+    response = await near_gateway.http.post(path, json={"requests": requests})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-cache-hits"] == "1/2" and response.headers["x-cache-near"] == "1/2"
+    assert response.headers["x-cache-near-items"].startswith("1:0.99")
+    assert near_gateway.fake.items_received == 2
