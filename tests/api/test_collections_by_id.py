@@ -150,3 +150,15 @@ async def test_a_replaced_item_is_searched_by_its_new_vector(gateway: Gateway) -
     hits = await search(gateway, "r", id="0", k=1)
     assert hits[0]["id"] == "4"  # its twin now, at the same vector
     assert hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_the_openapi_document_describes_search_by_id(gateway: Gateway) -> None:
+    doc = (await gateway.http.get("/schema/openapi.json")).json()
+    operation = doc["paths"]["/v1/collections/{name}/search"]["post"]
+    assert "left out" in operation["description"] and "404" in operation["responses"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    while "$ref" in body:
+        body = doc["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    id_field = body["properties"]["id"]["anyOf"][0]
+    assert (id_field["type"], id_field["minLength"], id_field["maxLength"]) == ("string", 1, 256)
+    assert "left out" in id_field["description"]
