@@ -123,17 +123,27 @@ def test_prints_another_worker_stored_are_found(tmp_path: Path) -> None:
     assert indexes.search(GROUP, rows[2], 1, radius=0) == [(3, 0)]
 
 
-def test_a_request_of_many_screenshots_holds_no_decoded_frame(tmp_path: Path) -> None:
-    import gc
-
-    from PIL import Image
+def test_a_request_of_many_screenshots_holds_no_decoded_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import weakref
 
     from gateway.config.similar import NearDuplicateSettings
     from gateway.content.keys import content_key
     from gateway.content.model import Content, EmbedParams, Part
+    from gateway.similar import canonical
     from gateway.similar.service import SimilarInputs
     from tests.similar.screens import screen
 
+    decoded: list[weakref.ref[object]] = []
+    decode = canonical.decode_image
+
+    def watched(data: bytes) -> object:
+        image = decode(data)
+        decoded.append(weakref.ref(image))
+        return image
+
+    monkeypatch.setattr(canonical, "decode_image", watched)
     settings = NearDuplicateSettings(image=True, pixel_keys=True)
     similar = SimilarInputs(settings, tmp_path / "near.sqlite3")
     params = EmbedParams(model="m")
@@ -141,12 +151,7 @@ def test_a_request_of_many_screenshots_holds_no_decoded_frame(tmp_path: Path) ->
         Content(parts=(Part(kind="image", mime_type="image/png", data=screen(name)),))
         for name in ("base", "banner", "row", "other")
     ]
-
-    def frames() -> int:
-        gc.collect()
-        return sum(1 for o in gc.get_objects() if isinstance(o, Image.Image))
-
-    before = frames()
     probe = similar.find_now({content_key(c, params): c for c in shots}, params, frozenset())
-    assert len(probe.looks) == 4 and frames() == before
+    assert len(probe.looks) == 4 and len(decoded) == 4
+    assert [ref() for ref in decoded] == [None] * 4  # each frame freed once printed
     similar.close()
