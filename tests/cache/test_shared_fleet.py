@@ -188,3 +188,21 @@ async def test_a_holder_slower_than_its_lease_keeps_it(
         assert (await first).status_code == 200 and second.status_code == 200
         assert fake.items_received == 1
         assert b.scheduler.leases.waits == 1 and b.scheduler.leases.takeovers == 0
+
+
+async def test_waiters_are_woken_by_the_release_not_the_poll(
+    tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
+) -> None:
+    fake.latency_s = 0.1
+    shared = {"poll_ms": 60_000}  # a poll would come after the deadline: only pub/sub can wake
+    upstream = {"deadline_s": 3}
+    async with replicas(
+        tmp_path, fake, redis_server.url, prefix, shared=shared, upstream=upstream
+    ) as (a, b):
+        first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["wake me"]))
+        await asyncio.sleep(0.03)
+        started = time.monotonic()
+        second = await b.embed(model="gemini-embedding-2", input=["wake me"])
+        assert second.status_code == 200 and (await first).status_code == 200
+        assert time.monotonic() - started < 1.0
+        assert fake.items_received == 1 and b.scheduler.leases.waits == 1
