@@ -10,6 +10,7 @@ canonical alias and fingerprint. Both block on SQLite, Pillow and usearch: they 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -139,7 +140,10 @@ class SimilarInputs:
                 if best is not None:
                     reused[key] = Reuse(best.key, "near", best.verdict.similarity)
                     new_aliases[key] = Alias(best.key, "near", best.verdict.similarity)
-            self.store.put_aliases(new_aliases)
+            try:
+                self.store.put_aliases(new_aliases)
+            except sqlite3.Error as exc:  # served all the same; only the next look-up costs more
+                log.warning("near aliases not recorded", error=type(exc).__name__)
         return Probe(reused, looks)
 
     def learn_now(self, probe: Probe, fetched: set[bytes], params: EmbedParams) -> None:

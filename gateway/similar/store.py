@@ -48,7 +48,10 @@ class SimilarStore:
         try:
             if writes:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                # a short busy wait: a contended write costs a reuse, never a slow request
+                self._db = sqlite3.connect(
+                    path, timeout=1.0, check_same_thread=False, isolation_level=None
+                )
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
