@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -38,7 +39,7 @@ def build_bulk(
     """None when the cache directory cannot hold the job store (a read-only warm cache)."""
     try:
         store = JobStore(Path(cache.directory) / "bulk")
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:  # sqlite: a directory it may list but not write
         log.warning("bulk jobs are off: no job store", error=str(exc))
         return None
     google = None
