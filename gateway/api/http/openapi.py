@@ -46,6 +46,15 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "description": "k/n: k of the n inputs were served locally.",
         "schema": {"type": "string", "pattern": r"^\d+/\d+$"},
     },
+    "x-cache-near": {
+        "description": "m/n, only when near-duplicate reuse ([near_duplicates]) served inputs:"
+        " m of the n were served a verified near duplicate's vector (counted in x-cache-hits).",
+        "schema": {"type": "string", "pattern": r"^\d+/\d+$"},
+    },
+    "x-cache-near-items": {
+        "description": "index:similarity for each input served a near duplicate, comma-separated.",
+        "schema": {"type": "string", "pattern": r"^\d+:[01]\.\d+(,\d+:[01]\.\d+)*$"},
+    },
     "retry-after": {
         "description": "Seconds to wait before retrying.",
         "schema": {"type": "string", "pattern": r"^\d+$"},
@@ -194,7 +203,8 @@ def _operation(
         }
     ok: dict[str, Any] = {"description": "OK", "headers": {"x-request-id": _header("x-request-id")}}
     if op.cache_headers:
-        ok["headers"] |= {name: _header(name) for name in ("x-cache", "x-cache-hits")}
+        cache = ("x-cache", "x-cache-hits", "x-cache-near", "x-cache-near-items")
+        ok["headers"] |= {name: _header(name) for name in cache}
     if op.response is not None and not head:
         ok["content"] = {"application/json": {"schema": ref_of[op.response]}}
     responses: dict[str, Any] = {"200": ok}
