@@ -106,12 +106,14 @@ def _config_file(args: argparse.Namespace) -> str | None:
 
 def _stats(args: argparse.Namespace) -> int:
     from gateway.cache.admin import stats
+    from gateway.cache.shared import shared_stats
 
     cache = _open(args, writes=False)
     try:
         report = {**stats(cache, progress=not args.quiet), "config": _config_file(args)}
     finally:
         cache.close()
+    report["shared"] = shared_stats(_settings(args).shared)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -130,6 +132,13 @@ def _stats(args: argparse.Namespace) -> int:
         )
     if report["damaged"]:
         print(f"damaged    {report['damaged']:,} (run `gateway cache verify --fix`)")
+    shared = report["shared"]
+    if shared is not None:
+        if shared["reachable"]:
+            used = _human(shared["used_memory_bytes"])
+            print(f"shared     {shared['url']} reachable, {shared['keys']:,} keys, {used} used")
+        else:
+            print(f"shared     {shared['url']} unreachable: {shared.get('error', 'no answer')}")
     return 0
 
 

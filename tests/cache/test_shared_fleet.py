@@ -11,6 +11,7 @@ import redis.asyncio as redis
 
 from gateway.cache.shared import VERSION, shared_stats
 from gateway.cache.tiered import TieredCache
+from gateway.cli.main import main
 from gateway.config.shared import SharedSettings
 from gateway.content.keys import content_key
 from gateway.content.model import Content
@@ -174,6 +175,28 @@ def test_shared_stats_for_the_cli(redis_server: RedisServer, prefix: str) -> Non
     assert stats is not None and stats["reachable"] is True and stats["keys"] == 0
     down = shared_stats(SharedSettings(url="redis://127.0.0.1:1/0", timeout_ms=200))
     assert down is not None and down["reachable"] is False and "error" in down
+
+
+async def test_gateway_cache_stats_names_the_shared_tier(
+    tmp_path: Path,
+    fake: FakeGemini,
+    redis_server: RedisServer,
+    prefix: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with replicas(tmp_path, fake, redis_server.url, prefix, n=1) as (a,):
+        await a.embed(model="gemini-embedding-2", input=["one", "two"])
+        cache_dir = a.services.cache.directory
+    monkeypatch.setenv("GATEWAY_SHARED_URL", redis_server.url)
+    monkeypatch.setenv("GATEWAY_SHARED_PREFIX", prefix)
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["cache", "stats", "--cache-dir", str(cache_dir)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("shared"))
+    assert line.startswith(f"shared     {redis_server.url} reachable, 2 keys, ")
+    monkeypatch.setenv("GATEWAY_SHARED_URL", "redis://127.0.0.1:1/0")
+    assert await asyncio.to_thread(main, ["cache", "stats", "--cache-dir", str(cache_dir)]) == 0
+    assert "shared     redis://127.0.0.1:1/0 unreachable: " in capsys.readouterr().out
 
 
 async def test_a_holder_slower_than_its_lease_keeps_it(
