@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -133,6 +134,8 @@ def create_app(
             await collection_manager.close()
             if scheduler is not None:
                 await scheduler.aclose()
+            if embedder.similar is not None:  # after the scheduler: nothing learns any more
+                await asyncio.to_thread(embedder.similar.close)  # snapshots the indexes
             if upstream is not None:
                 await upstream.aclose()
             if isinstance(cache, TieredCache):
