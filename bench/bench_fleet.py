@@ -1,7 +1,7 @@
 """The shared Redis/Valkey tier (issue 15): what a hit costs per tier, what the fleet saves.
 
-    /work/venv/bin/python bench/bench_shared.py            # ~30 s
-    /work/venv/bin/python bench/bench_shared.py --quick    # fewer rounds, ~10 s
+    /work/venv/bin/python bench/bench_fleet.py            # ~30 s
+    /work/venv/bin/python bench/bench_fleet.py --quick    # fewer rounds, ~10 s
 
 A real redis-server (valkey-server where present) on a loopback port, nothing persisted; two
 in-process gateway replicas with their own cache dirs and one in-process FakeGemini (20 ms a call).
@@ -218,7 +218,7 @@ async def main(args: argparse.Namespace) -> str:
         [
             "## Shared tier (Redis/Valkey)",
             "",
-            f"`python bench/bench_shared.py --rounds {args.rounds} --identical {args.identical}`,"
+            f"`python bench/bench_fleet.py --rounds {args.rounds} --identical {args.identical}`,"
             f" {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, redis-server on loopback.",
             "",
             "| request | tier | p50 ms | p99 ms |",
@@ -252,4 +252,4 @@ if __name__ == "__main__":
     arguments.rounds = arguments.rounds or (40 if arguments.quick else 200)
     report = asyncio.run(main(arguments))
     print(report)
-    outputs(arguments.write).write("shared.md", report)
+    outputs(arguments.write).write("fleet.md", report)

@@ -1,8 +1,8 @@
 """Similar inputs (issue 13): what near-duplicate reuse saves, what it costs, and that it is safe.
 
-    /work/venv/bin/python bench/bench_similar.py            # 2,000 frames, 13,000 chunks, 1M index
-    /work/venv/bin/python bench/bench_similar.py --quick    # 160 frames, 1,000 chunks, 20k index
-    /work/venv/bin/python bench/bench_similar.py --write    # into bench/results/similar.md
+    /work/venv/bin/python bench/bench_near.py            # 2,000 frames, 13,000 chunks, 1M index
+    /work/venv/bin/python bench/bench_near.py --quick    # 160 frames, 1,000 chunks, 20k index
+    /work/venv/bin/python bench/bench_near.py --write    # into bench/results/near.md
 
 1. Agent-screenshot replay (bench/near_sets.py: caret blinks, a clock ticking every 60 frames,
    hover, scrolling, toasts, a page or tab switch every 50 frames): upstream items with the
@@ -276,7 +276,7 @@ def main() -> None:
     budget = args.index_budget_s or (60.0 if args.quick else 420.0)
     section = report([shots, reindex(count), adversarial(60, saved), index_search(size, budget)])
     print(section)
-    outputs(args.write).write("similar.md", section.replace("## Similar", "# Similar", 1))
+    outputs(args.write).write("near.md", section.replace("## Similar", "# Similar", 1))
 
 
 if __name__ == "__main__":
