@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
+import os
 import shutil
 import socket
 import statistics
@@ -40,11 +42,12 @@ import redis.asyncio as redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.outputs import add_write_flag, outputs  # noqa: E402
+from bench import fleet_http  # noqa: E402
+from bench.outputs import SCRATCH, add_write_flag, outputs  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.cache.store import Cached  # noqa: E402
 from gateway.config import Secrets, load_settings  # noqa: E402
-from gateway.fake import FakeGemini  # noqa: E402
+from gateway.fake import FakeGemini, run_fake_in_thread  # noqa: E402
 from gateway.upstream.gemini import GeminiUpstream  # noqa: E402
 
 KEY = "bench-key"
@@ -202,6 +205,88 @@ async def degraded(tmp: Path, url: str, rounds: int) -> list[str]:
     ]
 
 
+async def prefill(tmp: Path, fake: FakeGemini, shared: dict[str, Any], texts: list[str]) -> None:
+    """Store `texts` in the shared tier through a replica of its own (100 inputs a request)."""
+    async with replica(tmp / f"writer-{uuid.uuid4().hex}", fake, shared) as (services, http):
+        for start in range(0, len(texts), 100):
+            body = {
+                "model": MODEL,
+                "input": texts[start : start + 100],
+                "encoding_format": "base64",
+            }
+            assert (await http.post("/v1/embeddings", json=body)).status_code == 200
+        await services.cache.drain()
+        dropped = services.cache.shared.dropped_writes
+    if dropped:
+        raise SystemExit(f"prefill: {dropped} vectors not written to the shared tier")
+
+
+async def throughput(tmp: Path, url: str, keys: int, duration_s: float) -> tuple[list[str], int]:
+    """Hit req/s of one `gateway serve` and of two sharing the tier: shared-tier hits, then warm."""
+    tag = uuid.uuid4().hex[:8]
+    # A patient writer: a 100-vector pipeline may pass the default 50 ms on a loaded machine.
+    shared = {"url": url, "prefix": f"t{tag}:", "timeout_ms": 5000.0}
+    fake = FakeGemini()
+    solo, pair, warm = range(0, keys), range(keys, 2 * keys), range(2 * keys, 2 * keys + 50)
+    texts = [fleet_http.text(tag, i) for i in (*solo, *pair, *warm)]
+    scripts = SCRATCH / "wrk"
+    with run_fake_in_thread(fake) as fake_url:
+        await prefill(tmp, fake, shared, texts)
+        servers = [
+            fleet_http.replica_server(name, fake_url, tmp / name, url, shared["prefix"])
+            for name in ("fleet-a", "fleet-b")
+        ]
+        try:
+            for server in servers:
+                server.start(ready_path="/healthz")
+            script = functools.partial(fleet_http.cycle_script, scripts, tag=tag)
+            for server in servers:  # untimed: connections and allocators settle
+                warm_up = [script(server.name, start=warm[0], count=50)]
+                fleet_http.timed("warm-up", [server], warm_up, 1, lambda: 0)
+            calls = fake.call_count
+            a = servers[0]
+
+            def count() -> int:
+                return fake.call_count
+
+            runs = [
+                fleet_http.timed(
+                    "1 replica, shared-tier hits",
+                    [a],
+                    [script("a-solo", start=solo[0], count=keys)],
+                    duration_s,
+                    count,
+                ),
+                fleet_http.timed(
+                    "2 replicas, shared-tier hits",
+                    servers,
+                    [script(f"{s.name}-pair", start=pair[0], count=keys) for s in servers],
+                    duration_s,
+                    count,
+                ),
+                fleet_http.timed(
+                    "1 replica, warm (served before)",
+                    [a],
+                    [script("a-warm", start=solo[0], count=100)],
+                    duration_s,
+                    count,
+                ),
+                fleet_http.timed(
+                    "2 replicas, warm (served before)",
+                    servers,
+                    [script(f"{s.name}-warm", start=pair[0], count=100) for s in servers],
+                    duration_s,
+                    count,
+                ),
+            ]
+            upstream_calls = fake.call_count - calls
+        finally:
+            for server in servers:
+                server.stop()
+    rows = [run.row(None if i % 2 == 0 else runs[i - 1].rps) for i, run in enumerate(runs)]
+    return rows, upstream_calls
+
+
 async def main(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory() as raw:
         tmp = Path(raw)
@@ -211,6 +296,7 @@ async def main(args: argparse.Namespace) -> str:
             costs = await tier_costs(tmp, FakeGemini(), url, args.rounds)
             with_tier, without = await fleet_misses(tmp, url, args.identical)
             slow = await degraded(tmp, url, max(10, args.rounds // 4))
+            hits, hit_calls = await throughput(tmp, url, args.keys, args.duration)
         finally:
             proc.kill()
             proc.wait()
@@ -218,7 +304,8 @@ async def main(args: argparse.Namespace) -> str:
         [
             "## Shared tier (Redis/Valkey)",
             "",
-            f"`python bench/bench_fleet.py --rounds {args.rounds} --identical {args.identical}`,"
+            f"`python bench/bench_fleet.py --rounds {args.rounds} --identical {args.identical}"
+            f" --keys {args.keys} --duration {args.duration:g}`,"
             f" {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, redis-server on loopback.",
             "",
             "| request | tier | p50 ms | p99 ms |",
@@ -234,6 +321,32 @@ async def main(args: argparse.Namespace) -> str:
             "|---|---|---|---|---|",
             *slow,
             "",
+            f"Hit throughput over HTTP: `gateway serve` processes (1 granian worker each, default"
+            f" config plus [shared] url), FakeGemini on a socket in the bench process, one wrk"
+            f" process per replica (1 thread, {fleet_http.CONNECTIONS} connections, keep-alive,"
+            f" {args.duration:g} s), 1-input base64 requests, every body new (no memo replay)."
+            f" Each replica starts with an empty cache directory; {args.keys} inputs per run were"
+            f" stored in the shared tier by another replica beforehand. Shared-tier hits: a"
+            f" replica's first request for an input (one MGET, then a write-back to its own"
+            f" disk); once wrk has asked for every input the cycle starts again as local hits,"
+            f" the hits column says how many the shared tier answered (it can pass the requests"
+            f" wrk counted by the {fleet_http.CONNECTIONS} in flight at its deadline, which the"
+            " replica still answers). Upstream calls: inputs the replica could not get from the"
+            " tier in time (a call past timeout_ms, 50 ms by default, cools the tier down and"
+            " the request goes to the upstream instead). Warm: 100 inputs the replica had"
+            f" served, in turn. Upstream calls during all timed runs: {hit_calls}.",
+            "",
+            "| load | hit req/s (sum) | vs 1 replica | p50 / p99 ms (worst replica) |"
+            " shared-tier hits / requests | upstream calls | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *hits,
+            "",
+            f"Machine: {os.cpu_count()} cores for everything: with two replicas, two wrk"
+            " processes and redis-server compete for the same cores one replica already"
+            " nearly fills (its worker and its wrk), so the sum is bounded by CPU, not by the"
+            " tier; on a machine with a core per replica the sum would scale with replicas"
+            " until the Redis server's core saturates.",
+            "",
             "Lookup = TieredCache.get_many of the request's keys (no HTTP): the shared row is one"
             " MGET plus decoding, on a replica that has never seen the keys; the disk row reads"
             " the write-backs of those same hits. Misses: FakeGemini in process, no latency.",
@@ -246,10 +359,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, help="requests per tier (200; quick 40)")
     parser.add_argument("--identical", type=int, default=200, help="identical misses (200)")
+    parser.add_argument("--keys", type=int, help="inputs per throughput run (8000; quick 1500)")
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (3; quick 1)")
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     add_write_flag(parser)
     arguments = parser.parse_args()
     arguments.rounds = arguments.rounds or (40 if arguments.quick else 200)
+    arguments.keys = arguments.keys or (1500 if arguments.quick else 8000)
+    arguments.duration = arguments.duration or (1.0 if arguments.quick else 3.0)
     report = asyncio.run(main(arguments))
     print(report)
     outputs(arguments.write).write("fleet.md", report)
