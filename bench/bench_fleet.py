@@ -225,7 +225,8 @@ async def throughput(tmp: Path, url: str, keys: int, duration_s: float) -> tuple
     """Hit req/s of one `gateway serve` and of two sharing the tier: shared-tier hits, then warm."""
     tag = uuid.uuid4().hex[:8]
     # A patient writer: a 100-vector pipeline may pass the default 50 ms on a loaded machine.
-    shared = {"url": url, "prefix": f"t{tag}:", "timeout_ms": 5000.0}
+    prefix = f"t{tag}:"
+    shared: dict[str, Any] = {"url": url, "prefix": prefix, "timeout_ms": 5000.0}
     fake = FakeGemini()
     solo, pair, warm = range(0, keys), range(keys, 2 * keys), range(2 * keys, 2 * keys + 50)
     texts = [fleet_http.text(tag, i) for i in (*solo, *pair, *warm)]
@@ -233,7 +234,7 @@ async def throughput(tmp: Path, url: str, keys: int, duration_s: float) -> tuple
     with run_fake_in_thread(fake) as fake_url:
         await prefill(tmp, fake, shared, texts)
         servers = [
-            fleet_http.replica_server(name, fake_url, tmp / name, url, shared["prefix"])
+            fleet_http.replica_server(name, fake_url, tmp / name, url, prefix)
             for name in ("fleet-a", "fleet-b")
         ]
         try:

@@ -109,9 +109,16 @@ class Run:
         )
 
 
-def timed(label: str, servers: list[Server], scripts: list[Path], duration_s: float) -> Run:
+def timed(
+    label: str,
+    servers: list[Server],
+    scripts: list[Path],
+    duration_s: float,
+    upstream_calls: Callable[[], int],
+) -> Run:
     """Load every server at once, each with its own wrk process; wait until all are idle."""
     before = sum(shared_hits(s) for s in servers)
+    calls = upstream_calls()
     with ThreadPoolExecutor(len(servers)) as pool:
         futures = [
             pool.submit(
