@@ -288,6 +288,38 @@ async def throughput(tmp: Path, url: str, keys: int, duration_s: float) -> tuple
     return rows, upstream_calls
 
 
+async def litellm_misses(redis_port: int, n: int) -> tuple[str, list[int], int, int]:
+    """LiteLLM's answer to the same burst: two proxies, `cache: type redis` on this server."""
+    from bench.peers import litellm_redis
+
+    fake = FakeGemini()
+    with run_fake_in_thread(fake) as fake_url:
+        figures = await asyncio.to_thread(
+            litellm_redis.identical_misses, fake, fake_url, redis_port, n
+        )
+    return (litellm_redis.version(), *figures)
+
+
+def peer_rows(peer: tuple[str, list[int], int, int] | None, n: int) -> list[str]:
+    """The LiteLLM row under the identical-misses table, and what it was."""
+    if peer is None:
+        return ["", "LiteLLM's Redis cache: not run (`--quick` skips it; `--litellm` runs it)."]
+    release, burst, repeat, stored = peer
+    return [
+        f"| the same {n} over two LiteLLM {release} proxies, `cache: type redis` on the same"
+        f" server: upstream items, {len(burst)} bursts | {', '.join(map(str, burst))} | - |",
+        "",
+        f"LiteLLM: two `litellm --config` proxies (1 uvicorn worker each, bench/peers/"
+        f"litellm_redis.py), `gemini/` provider on FakeGemini over a socket (20 ms a call),"
+        f" requests alternating between them, all sent at once, a new input per burst. A"
+        f" repeat afterwards (one request to each proxy) cost {repeat} upstream items and the"
+        f" proxies left {stored} response entries in Redis under their namespace, one per"
+        f" input: the cache was on and shared. LiteLLM stores an answer after the upstream"
+        f" call and has no single-flight, so every request already in flight before the"
+        f" first answer landed went upstream as well.",
+    ]
+
+
 async def main(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory() as raw:
         tmp = Path(raw)
@@ -298,6 +330,7 @@ async def main(args: argparse.Namespace) -> str:
             with_tier, without = await fleet_misses(tmp, url, args.identical)
             slow = await degraded(tmp, url, max(10, args.rounds // 4))
             hits, hit_calls = await throughput(tmp, url, args.keys, args.duration)
+            peer = await litellm_misses(port, args.identical) if args.litellm else None
         finally:
             proc.kill()
             proc.wait()
@@ -317,6 +350,7 @@ async def main(args: argparse.Namespace) -> str:
             "|---|---|---|",
             f"| {args.identical} identical concurrent misses over two replicas: upstream items"
             f" | {with_tier} | {without} |",
+            *peer_rows(peer, args.identical),
             "",
             "| one-input miss, whole request | p50 ms | p99 ms | max ms | added (p50) |",
             "|---|---|---|---|---|",
@@ -362,10 +396,17 @@ if __name__ == "__main__":
     parser.add_argument("--identical", type=int, default=200, help="identical misses (200)")
     parser.add_argument("--keys", type=int, help="inputs per throughput run (8000; quick 1500)")
     parser.add_argument("--duration", type=float, help="seconds per wrk run (3; quick 1)")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, no LiteLLM")
+    parser.add_argument(
+        "--litellm",
+        action=argparse.BooleanOptionalAction,
+        help="LiteLLM's Redis cache on the identical misses (default: on unless --quick)",
+    )
     add_write_flag(parser)
     arguments = parser.parse_args()
     arguments.rounds = arguments.rounds or (40 if arguments.quick else 200)
+    if arguments.litellm is None:
+        arguments.litellm = not arguments.quick
     arguments.keys = arguments.keys or (1500 if arguments.quick else 8000)
     arguments.duration = arguments.duration or (1.0 if arguments.quick else 3.0)
     report = asyncio.run(main(arguments))
