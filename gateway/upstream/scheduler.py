@@ -3,10 +3,11 @@
 A miss joins the identical miss already in flight, else its lane's queue. A lane's batch leaves
 when it holds `max_batch` items or its oldest item has waited `max_wait_ms`; while every upstream
 slot is busy the queue keeps growing, so a burst becomes a few full batches. While a call of the
-same lane is in flight, a partial batch waits for company a little longer: until that call
-returns (its callers' next misses come right after) or for at most one typical call of the lane.
-So many clients each sending one miss at a time make a few calls, not one per arrival gap; an
-isolated miss, with nothing in flight, still leaves after `max_wait_ms`. Vectors are stored
+same lane is in flight, a partial batch waits for company a little longer: a quarter of the
+lane's typical call time (at most 250 ms). So many clients each sending one miss at a time make
+a few calls, not one per arrival gap, for at most a quarter call of added latency (waiting for the
+call in flight to return would cost a whole one); an isolated miss, with nothing in flight, still
+leaves after `max_wait_ms`. Vectors are stored
 before their waiters are released: a key is always either in flight or in the cache. When the
 cache cannot take them (a full disk), they are served anyway, marked unstored, and the cache's
 health says so.
@@ -48,21 +49,20 @@ _CLOSING = Failure.of(UpstreamUnavailable("the gateway is shutting down", retry_
 _BUG = Failure.of(UpstreamError("internal error in the upstream scheduler"))
 # A partial batch held for company never waits longer than this, however slow the lane's calls.
 _HOLD_MAX_S = 0.25
+_HOLD_SHARE = 0.25  # of the lane's typical call time
 _LANES_REMEMBERED = 256  # lanes whose typical call time is kept while idle
 _TYPICAL_WEIGHT = 0.2  # weight of the newest call in the lane's typical call time
 
 
 @dataclass(slots=True)
 class _LaneCalls:
-    """Calls of one lane in flight, calls returned, and the lane's typical call time (an EWMA)."""
+    """Calls of one lane in flight and the lane's typical call time (an EWMA)."""
 
     busy: int = 0
-    returned: int = 0
     typical_s: float = 0.0
 
     def done(self, seconds: float) -> None:
         self.busy -= 1
-        self.returned += 1
         t = self.typical_s
         self.typical_s = seconds if t == 0.0 else t + _TYPICAL_WEIGHT * (seconds - t)
 
@@ -285,15 +285,15 @@ class Scheduler:
 
     async def _fill(self, lane: _Lane) -> None:
         """Wait until the lane holds a full batch or its oldest item has waited max_wait_ms, or,
-        while a call of the lane is in flight, until one returns or a typical call's time."""
+        while a call of the lane is in flight, a quarter of a typical call."""
         wait_s = self.settings.max_wait_ms / 1000.0
         calls = self._lane_calls.setdefault(lane.name, _LaneCalls())
-        returned = calls.returned
         while len(lane.queue) < self.max_batch:
             oldest = lane.queue[0].arrived
             until = oldest + wait_s
-            if self.hold_for_company and calls.busy and calls.returned == returned:
-                until = max(until, oldest + min(calls.typical_s, _HOLD_MAX_S))
+            if self.hold_for_company and calls.busy:
+                hold = min(calls.typical_s * _HOLD_SHARE, _HOLD_MAX_S)
+                until = max(until, oldest + hold)
             remaining = until - self._clock()
             if remaining <= 0:
                 return
@@ -364,7 +364,7 @@ class Scheduler:
         return True
 
     def _returned(self, name: tuple[EmbedParams, int], seconds: float) -> None:
-        """A call of lane `name` is over: a partial batch held for it may go now."""
+        """A call of lane `name` is over: a held partial batch looks again (nothing in flight)."""
         calls = self._lane_calls[name]
         calls.done(seconds)
         lane = self._lanes.get(name)

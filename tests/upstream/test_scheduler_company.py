@@ -1,8 +1,8 @@
 """A partial batch waits for company while a call of its lane is in flight, on virtual time.
 
-The upstream here is gated: each call waits until the test lets it return, and takes exactly
-CALL_S of virtual time. Nothing is measured in wall time; the held batch can leave only when the
-call returns or the virtual clock passes the lane's typical call time.
+The upstream here is gated: each call waits until the test lets it return; the first takes
+CALL_S of virtual time. Nothing is measured in wall time; a held batch can leave only when the
+virtual clock passes a quarter of the lane's typical call, or nothing is in flight any more.
 """
 
 from __future__ import annotations
@@ -20,18 +20,21 @@ from gateway.upstream.scheduler import Scheduler
 from tests.upstream.test_scheduler import PARAMS, fast_settings, keyed, until
 from tests.upstream.virtual_time import VirtualTime
 
-CALL_S = 0.05
+CALL_S = 40.0  # a slow lane: its hold is the 250 ms cap, a wide margin over the test's steps
+HOLD_S = 0.25
 DIMS = 8
 
 
 class GatedUpstream:
-    """Records each call's size; a call returns when the test opens its gate."""
+    """Records each call's size; a call returns when the test opens its gate. The first takes
+    CALL_S of virtual time (the lane learns its typical call), the others none."""
 
     def __init__(self, time: VirtualTime) -> None:
         self.time = time
         self.sizes: list[int] = []
         self.gates: list[asyncio.Event] = []
         self.open_all = False
+        self.takes = [CALL_S]  # virtual seconds of the calls to come; later ones take none
 
     async def embed(
         self, contents: Sequence[Content], params: EmbedParams, dims: int
@@ -41,7 +44,7 @@ class GatedUpstream:
         self.gates.append(gate)
         if not self.open_all:
             await gate.wait()
-        self.time.advance(CALL_S)
+        self.time.advance(self.takes.pop(0) if self.takes else 0.0)
         return np.full((len(contents), dims), 0.5, dtype=np.float32)
 
     async def aclose(self) -> None:
@@ -77,40 +80,43 @@ async def settle(rounds: int = 50) -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_partial_batch_waits_for_the_lanes_call_in_flight_then_leaves_with_company(
+async def test_a_partial_batch_waits_a_quarter_call_while_one_is_in_flight_and_gathers_company(
     tmp_path: Path,
 ) -> None:
     scheduler, upstream = scheduler_on(tmp_path)
     await one_call_in_flight(scheduler, upstream)
     first = miss(scheduler, "held 0")
-    await asyncio.sleep(0.01)  # ten times max_wait_ms of real time: still held, virtual time stood
+    await asyncio.sleep(0.03)  # more than the hold in real time: held, the virtual clock stood
     assert upstream.sizes == [1, 1]
     others = [miss(scheduler, f"held {i}") for i in range(1, 5)]
     await settle()
+    upstream.time.advance(HOLD_S * 0.5)
+    others.append(miss(scheduler, "held 5"))  # an arrival makes the lane look again: not yet
+    await settle()
     assert upstream.sizes == [1, 1]
-    upstream.gates[1].set()  # the call in flight returns: the held batch goes, all together
+    upstream.time.advance(HOLD_S * 0.6)  # the hold (a quarter call, at most 250 ms) is over
+    others.append(miss(scheduler, "held 6"))
     await until(lambda: len(upstream.sizes) == 3)
-    assert upstream.sizes == [1, 1, 5]
-    upstream.gates[2].set()
+    assert upstream.sizes == [1, 1, 7]  # the call in flight is still out; the batch went anyway
+    upstream.open_all = True
+    for gate in upstream.gates:
+        gate.set()
     for task in (first, *others):
         assert all(isinstance(o, Fetched) for o in (await task).values())
     await scheduler.aclose()
 
 
-async def test_a_held_batch_waits_at_most_one_typical_call(tmp_path: Path) -> None:
+async def test_when_the_last_call_in_flight_returns_a_held_batch_goes(tmp_path: Path) -> None:
     scheduler, upstream = scheduler_on(tmp_path)
     await one_call_in_flight(scheduler, upstream)
-    held = miss(scheduler, "held")
+    held = [miss(scheduler, f"held {i}") for i in range(3)]
     await settle()
     assert upstream.sizes == [1, 1]
-    upstream.time.advance(CALL_S)  # a typical call's time has passed; the call is still out
-    late = miss(scheduler, "late")  # an arrival makes the lane look again
+    upstream.gates[1].set()  # nothing in flight any more: no company worth waiting for
     await until(lambda: len(upstream.sizes) == 3)
-    assert upstream.sizes == [1, 1, 2]
-    upstream.open_all = True
-    for gate in upstream.gates:
-        gate.set()
-    await asyncio.gather(held, late)
+    assert upstream.sizes == [1, 1, 3]
+    upstream.gates[2].set()
+    await asyncio.gather(*held)
     await scheduler.aclose()
 
 
@@ -128,9 +134,9 @@ async def test_the_baseline_sends_partial_batches_at_max_wait_even_with_calls_in
 ) -> None:
     scheduler, upstream = scheduler_on(tmp_path, hold=False)
     await one_call_in_flight(scheduler, upstream)
-    upstream.time.advance(0.002)  # past max_wait_ms, far short of a typical call
     miss(scheduler, "not held")
-    await until(lambda: len(upstream.sizes) == 3)
+    await until(lambda: len(upstream.sizes) == 3)  # after max_wait_ms, not the 250 ms hold
+    assert upstream.sizes == [1, 1, 1]  # the call in flight is still out
     upstream.open_all = True
     for gate in upstream.gates:
         gate.set()
