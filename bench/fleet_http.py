@@ -10,6 +10,7 @@ wrk runs in its own process (one thread per replica timed), all on 127.0.0.1.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class Run:
     results: list[WrkResult]
     shared_hits: float
     upstream_calls: int
+    cores: float  # CPU seconds the replicas used during the run, per second of it
 
     @property
     def rps(self) -> float:
@@ -98,14 +100,15 @@ class Run:
     def errors(self) -> int:
         return sum(r.errors for r in self.results)
 
-    def row(self, base: float | None) -> str:
+    def row(self, base: float | None, rounds: list[float]) -> str:
         p50 = max(r.p50_ms for r in self.results)
         p99 = max(r.p99_ms for r in self.results)
         ratio = f"{self.rps / base:.2f}x" if base else "1.00x"
         return (
-            f"| {self.label} | {self.rps:,.0f} | {ratio} | {p50:.2f} / {p99:.2f}"
-            f" | {self.shared_hits:,.0f} / {self.requests:,} | {self.upstream_calls}"
-            f" | {self.errors} |"
+            f"| {self.label} | {self.rps:,.0f} | {ratio} | {', '.join(f'{r:,.0f}' for r in rounds)}"
+            f" | {p50:.2f} / {p99:.2f}"
+            f" | {self.cores:.2f} | {self.shared_hits:,.0f} / {self.requests:,}"
+            f" | {self.upstream_calls} | {self.errors} |"
         )
 
 
@@ -119,6 +122,8 @@ def timed(
     """Load every server at once, each with its own wrk process; wait until all are idle."""
     before = sum(shared_hits(s) for s in servers)
     calls = upstream_calls()
+    cpu = sum(s.cpu_seconds() for s in servers)
+    started = time.monotonic()
     with ThreadPoolExecutor(len(servers)) as pool:
         futures = [
             pool.submit(
@@ -131,7 +136,8 @@ def timed(
             for s, script in zip(servers, scripts, strict=True)
         ]
         results = [f.result() for f in futures]
+    cores = (sum(s.cpu_seconds() for s in servers) - cpu) / (time.monotonic() - started)
     for server in servers:
         server.wait_idle()
     after = sum(shared_hits(s) for s in servers)
-    return Run(label, results, after - before, upstream_calls() - calls)
+    return Run(label, results, after - before, upstream_calls() - calls, cores)
