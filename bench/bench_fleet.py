@@ -1,7 +1,7 @@
 """The shared Redis/Valkey tier (issue 15): what a hit costs per tier, what the fleet saves.
 
-    /work/venv/bin/python bench/bench_fleet.py            # ~30 s
-    /work/venv/bin/python bench/bench_fleet.py --quick    # fewer rounds, ~10 s
+    /work/venv/bin/python bench/bench_fleet.py            # ~3 min (LiteLLM included)
+    /work/venv/bin/python bench/bench_fleet.py --quick    # fewer rounds, no LiteLLM, ~40 s
 
 A real redis-server (valkey-server where present) on a loopback port, nothing persisted; two
 in-process gateway replicas with their own cache dirs and one in-process FakeGemini (20 ms a call).
@@ -11,8 +11,12 @@ Measured:
 2. upstream items for 200 identical concurrent misses spread over two replicas, with the tier and
    without it (each replica alone: its own single-flight);
 3. added latency per miss request with the server down (after the cool-down: no call is tried)
-   and while it is paused (CLIENT PAUSE: every call waits for timeout_ms), against the tier off.
-Writes shared.md to bench/.scratch/results/ (bench/results/ with --write).
+   and while it is paused (CLIENT PAUSE: every call waits for timeout_ms), against the tier off;
+4. LiteLLM's Redis cache on workload 2: two LiteLLM proxies on the same redis-server
+   (bench/peers/litellm_redis.py; `--no-litellm` skips it);
+5. hit throughput of two `gateway serve` processes sharing the tier beside one, each replica's
+   local cache empty first (shared-tier hits) and then warm, wrk per replica (bench/fleet_http.py).
+Writes fleet.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
 from __future__ import annotations
