@@ -362,15 +362,16 @@ async def main(args: argparse.Namespace) -> str:
             f" disk); once wrk has asked for every input the cycle starts again as local hits,"
             f" the hits column says how many the shared tier answered (it can pass the requests"
             f" wrk counted by the {fleet_http.CONNECTIONS} in flight at its deadline, which the"
-            " replica still answers). Upstream items: inputs the replica could not get from the"
-            " tier in time (a call past timeout_ms, 50 ms by default, cools the tier down and"
-            " the request goes to the upstream instead). Warm: 100 inputs the replica had"
-            f" served, in turn. Upstream items during all timed runs: {hit_items}.",
+            " replica still answers). Tier timeouts: shared-tier calls that failed or passed"
+            " timeout_ms (50 ms by default); each one cools the tier down for cooldown_s (5 s),"
+            " and the inputs asked for meanwhile go to the upstream: the upstream items column."
+            " Warm: 100 inputs the replica had served, in turn. Upstream items during all"
+            f" timed runs: {hit_items}.",
             "",
             "| load | hit req/s (sum, best round) | vs 1 replica | every round |"
             " p50 / p99 ms (worst replica) | replicas' CPU (cores) | shared-tier hits / requests"
-            " | upstream items | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            " | tier timeouts/errors | upstream items | HTTP errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *hits,
             "",
             f"Machine: {os.cpu_count()} cores for everything (replicas, wrk, redis-server, other"
@@ -394,7 +395,7 @@ if __name__ == "__main__":
     parser.add_argument("--identical", type=int, default=200, help="identical misses (200)")
     parser.add_argument("--keys", type=int, help="inputs per throughput run (5000; quick 1500)")
     parser.add_argument("--duration", type=float, help="seconds per wrk run (3; quick 1)")
-    parser.add_argument("--hit-rounds", type=int, help="throughput rounds, best kept (2; quick 1)")
+    parser.add_argument("--hit-rounds", type=int, help="throughput rounds, best kept (3; quick 1)")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, no LiteLLM")
     parser.add_argument(
         "--litellm",
@@ -408,7 +409,7 @@ if __name__ == "__main__":
         arguments.litellm = not arguments.quick
     arguments.keys = arguments.keys or (1500 if arguments.quick else 5000)
     arguments.duration = arguments.duration or (1.0 if arguments.quick else 3.0)
-    arguments.hit_rounds = arguments.hit_rounds or (1 if arguments.quick else 2)
+    arguments.hit_rounds = arguments.hit_rounds or (1 if arguments.quick else 3)
     report = asyncio.run(main(arguments))
     print(report)
     outputs(arguments.write).write("fleet.md", report)

@@ -71,11 +71,20 @@ def cycle_script(directory: Path, name: str, tag: str, start: int, count: int) -
     return path
 
 
-def shared_hits(server: Server) -> float:
-    """The replica's gateway_shared_hits counter, from /metrics."""
+def shared_counters(server: Server) -> tuple[float, float]:
+    """The replica's gateway_shared_hits and gateway_shared_errors counters, from /metrics."""
     body = httpx.get(server.url + "/metrics", timeout=10).text
-    found = re.search(r"^gateway_shared_hits_total (\S+)$", body, re.M)
-    return float(found.group(1)) if found else 0.0
+
+    def counter(name: str) -> float:
+        found = re.search(rf"^gateway_shared_{name}_total (\S+)$", body, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    return counter("hits"), counter("errors")
+
+
+def _totals(servers: list[Server]) -> tuple[float, float]:
+    pairs = [shared_counters(s) for s in servers]
+    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,7 @@ class Run:
     label: str
     results: list[WrkResult]
     shared_hits: float
+    shared_errors: float  # calls that failed or passed timeout_ms (each cools the tier)
     upstream_calls: int
     cores: float  # CPU seconds the replicas used during the run, per second of it
 
@@ -108,7 +118,7 @@ class Run:
             f"| {self.label} | {self.rps:,.0f} | {ratio} | {', '.join(f'{r:,.0f}' for r in rounds)}"
             f" | {p50:.2f} / {p99:.2f}"
             f" | {self.cores:.2f} | {self.shared_hits:,.0f} / {self.requests:,}"
-            f" | {self.upstream_calls} | {self.errors} |"
+            f" | {self.shared_errors:,.0f} | {self.upstream_calls} | {self.errors} |"
         )
 
 
@@ -120,7 +130,7 @@ def timed(
     upstream_calls: Callable[[], int],
 ) -> Run:
     """Load every server at once, each with its own wrk process; wait until all are idle."""
-    before = sum(shared_hits(s) for s in servers)
+    hits, failed = _totals(servers)
     calls = upstream_calls()
     cpu = sum(s.cpu_seconds() for s in servers)
     started = time.monotonic()
@@ -139,5 +149,7 @@ def timed(
     cores = (sum(s.cpu_seconds() for s in servers) - cpu) / (time.monotonic() - started)
     for server in servers:
         server.wait_idle()
-    after = sum(shared_hits(s) for s in servers)
-    return Run(label, results, after - before, upstream_calls() - calls, cores)
+    hits_after, failed_after = _totals(servers)
+    return Run(
+        label, results, hits_after - hits, failed_after - failed, upstream_calls() - calls, cores
+    )
