@@ -27,6 +27,7 @@ import datetime as dt
 import functools
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -364,7 +365,8 @@ async def main(args: argparse.Namespace) -> str:
             f" wrk counted by the {fleet_http.CONNECTIONS} in flight at its deadline, which the"
             " replica still answers). Tier timeouts: shared-tier calls that failed or passed"
             " timeout_ms (50 ms by default); each one cools the tier down for cooldown_s (5 s),"
-            " and the inputs asked for meanwhile go to the upstream: the upstream items column."
+            " and the inputs asked for meanwhile go to the upstream: the upstream items column"
+            " (each run starts once no replica is cooling)."
             " Warm: 100 inputs the replica had served, in turn. Upstream items during all"
             f" timed runs: {hit_items}.",
             "",
@@ -404,6 +406,8 @@ if __name__ == "__main__":
     )
     add_write_flag(parser)
     arguments = parser.parse_args()
+    # On SIGTERM (python -m bench's time budget) unwind, so the servers started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     arguments.rounds = arguments.rounds or (40 if arguments.quick else 200)
     if arguments.litellm is None:
         arguments.litellm = not arguments.quick

@@ -82,6 +82,18 @@ def shared_counters(server: Server) -> tuple[float, float]:
     return counter("hits"), counter("errors")
 
 
+def wait_warm_tier(servers: list[Server], timeout_s: float = 15.0) -> None:
+    """Wait until no replica is cooling the tier down: a cool-down one run started (a call past
+    timeout_ms) must not send the next run's inputs upstream."""
+    deadline = time.monotonic() + timeout_s
+    pattern = re.compile(r"^gateway_shared_cooling (\S+)$", re.M)
+    while time.monotonic() < deadline:
+        bodies = [httpx.get(s.url + "/metrics", timeout=10).text for s in servers]
+        if not any((m := pattern.search(b)) and float(m.group(1)) for b in bodies):
+            return
+        time.sleep(0.2)
+
+
 def _totals(servers: list[Server]) -> tuple[float, float]:
     pairs = [shared_counters(s) for s in servers]
     return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
@@ -130,6 +142,7 @@ def timed(
     upstream_calls: Callable[[], int],
 ) -> Run:
     """Load every server at once, each with its own wrk process; wait until all are idle."""
+    wait_warm_tier(servers)
     hits, failed = _totals(servers)
     calls = upstream_calls()
     cpu = sum(s.cpu_seconds() for s in servers)
