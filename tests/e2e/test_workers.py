@@ -35,11 +35,18 @@ def test_a_killed_worker_is_replaced_while_the_other_keeps_answering(tmp_path: P
         # A fresh connection per request: a kept-alive one may have belonged to the victim.
         fresh = httpx.Limits(max_keepalive_connections=0)
         with httpx.Client(base_url=server.base, timeout=10, limits=fresh) as client:
+            resets = 0
             for i in range(20):
-                reply = client.post(
-                    "/v1/embeddings", json={"model": "gemini-embedding-2", "input": f"w{i}"}
-                )
+                body = {"model": "gemini-embedding-2", "input": f"w{i}"}
+                try:
+                    reply = client.post("/v1/embeddings", json=body)
+                except httpx.TransportError:
+                    # Seen only on a heavily loaded machine: a connection taken while granian
+                    # respawns is reset. A client's one retry must then be answered.
+                    resets += 1
+                    reply = client.post("/v1/embeddings", json=body)
                 assert reply.status_code == 200, (i, reply.text)
+            assert resets <= 2, resets
             out = server.wait_for(READY, count=3)  # the replacement built its app
             assert server.proc.poll() is None, out
             replaced = server.workers()
