@@ -162,7 +162,7 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
     context = logged_in(browser, viewport={"width": 1280, "height": 800})
     opened = context.new_page()
     watch = Watch(opened, server.base)
-    opened.set_default_timeout(5000)
+    opened.set_default_timeout(15_000)  # a loaded machine; passing tests never wait it
     yield opened
     context.close()
     watch.check()
@@ -344,7 +344,7 @@ def test_with_client_keys_the_console_shows_only_the_key_form_until_a_valid_key(
     page = context.new_page()
     # The browser reports each refused call as a failed resource load: the 401s are the point.
     watch = Watch(page, server.base, allowed=("status of 401",))
-    page.set_default_timeout(5000)
+    page.set_default_timeout(15_000)  # a loaded machine; passing tests never wait it
     page.goto(f"{server.base}/ui")
     expect(page.locator("#login")).to_be_visible()
     expect(page.locator("#nav")).to_be_hidden()
