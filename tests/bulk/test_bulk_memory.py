@@ -11,14 +11,17 @@ from __future__ import annotations
 import tracemalloc
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from litestar import Litestar
 
 from gateway.bulk import plan as plan_module
+from gateway.bulk.google import GoogleBatch
 from gateway.bulk.plan import Planner
 from gateway.bulk.store import JobRecord
 from gateway.fake import FakeGemini
+from gateway.fake.server import run_fake_in_thread
 from tests.bulk.conftest import ManualClock, bulk_app, line
 from tests.conftest import make_settings
 
@@ -71,3 +74,25 @@ async def test_the_plan_of_8_times_the_lines_holds_about_the_same_memory(
     # A per-line set or list of 256 ids and keys would add well over 32 kB.
     assert big_peak < small_peak + 32 * 1024, (small_peak, big_peak)
     app.state["services"].cache.close()
+
+
+@pytest.mark.e2e
+async def test_an_upload_holds_a_chunk_at_a_time_not_the_whole_file(tmp_path: Path) -> None:
+    # On a real socket httpx's Request/Response cycle kept every sent chunk until a full
+    # collection, which a few big chunks never bring about.
+    fake = FakeGemini()
+    chunk, count = 1 << 20, 8
+    path = tmp_path / "requests-0.jsonl"
+    path.write_bytes(b"x" * (chunk * count - 1) + b"\n")
+    with run_fake_in_thread(fake) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+            google = GoogleBatch(http, "k", "v1beta", chunk)
+            tracemalloc.start()
+            try:
+                name = await google.upload(path, "gw-job-0")
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+    assert len(fake.batch.files[name]) == chunk * count
+    # the fake (same process) holds the file and its copy; the gateway a few chunks at most
+    assert peak < (2 * count + 5) * chunk, peak / chunk
