@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from pathlib import Path
 
 from gateway.errors import UpstreamServerError
@@ -158,8 +158,10 @@ async def test_a_failed_probe_is_one_attempt_and_reopens_it(
 async def test_open_breaker_fails_misses_fast_serves_hits_and_a_probe_closes_it(
     tmp_path: Path, fake: FakeGemini
 ) -> None:
-    settings = fast_settings(tmp_path, max_retries=0, breaker_failures=2, breaker_cooldown_s=0.05)
+    settings = fast_settings(tmp_path, max_retries=0, breaker_failures=2, breaker_cooldown_s=30)
     async with live_gateway(settings, fake) as gateway:
+        now = [time.monotonic()]  # the breaker's clock: the cool-down passes when the test says
+        gateway.scheduler.breaker._clock = lambda: now[0]
         assert (await gateway.embed(model=MODEL, input="cached before")).status_code == 200
         fake.fail_next(500, times=2)
         for text in ("first miss", "another miss"):
@@ -181,7 +183,7 @@ async def test_open_breaker_fails_misses_fast_serves_hits_and_a_probe_closes_it(
         assert ready.status_code == 200
         assert ready.json()["checks"]["breaker"] == "open"
 
-        await asyncio.sleep(0.06)  # the cool-down; the upstream has recovered meanwhile
+        now[0] += 30  # the cool-down; the upstream has recovered meanwhile
         probe = await gateway.embed(model=MODEL, input="second miss")
         assert probe.status_code == 200
         assert gateway.scheduler.breaker_state == "closed"
