@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import fleet_http  # noqa: E402
 from bench.outputs import SCRATCH, add_write_flag, outputs  # noqa: E402
+from bench.peers import litellm_redis  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.cache.store import Cached  # noqa: E402
 from gateway.config import Secrets, load_settings  # noqa: E402
@@ -286,34 +287,12 @@ async def throughput(
 
 async def litellm_misses(redis_port: int, n: int) -> tuple[str, list[int], int, int]:
     """LiteLLM's answer to the same burst: two proxies, `cache: type redis` on this server."""
-    from bench.peers import litellm_redis
-
     fake = FakeGemini()
     with run_fake_in_thread(fake) as fake_url:
         figures = await asyncio.to_thread(
             litellm_redis.identical_misses, fake, fake_url, redis_port, n
         )
     return (litellm_redis.version(), *figures)
-
-
-def peer_rows(peer: tuple[str, list[int], int, int] | None, n: int) -> list[str]:
-    """The LiteLLM row under the identical-misses table, and what it was."""
-    if peer is None:
-        return ["", "LiteLLM's Redis cache: not run (`--quick` skips it; `--litellm` runs it)."]
-    release, burst, repeat, stored = peer
-    return [
-        f"| the same {n} over two LiteLLM {release} proxies, `cache: type redis` on the same"
-        f" server: upstream items, {len(burst)} bursts | {', '.join(map(str, burst))} | - |",
-        "",
-        f"LiteLLM: two `litellm --config` proxies (1 uvicorn worker each, bench/peers/"
-        f"litellm_redis.py), `gemini/` provider on FakeGemini over a socket (20 ms a call),"
-        f" requests alternating between them, all sent at once, a new input per burst. A"
-        f" repeat afterwards (one request to each proxy) cost {repeat} upstream items and the"
-        f" proxies left {stored} response entries in Redis under their namespace, one per"
-        f" input: the cache was on and shared. LiteLLM stores an answer after the upstream"
-        f" call and has no single-flight, so every request already in flight before the"
-        f" first answer landed went upstream as well.",
-    ]
 
 
 async def main(args: argparse.Namespace) -> str:
@@ -346,7 +325,7 @@ async def main(args: argparse.Namespace) -> str:
             "|---|---|---|",
             f"| {args.identical} identical concurrent misses over two replicas: upstream items"
             f" | {with_tier} | {without} |",
-            *peer_rows(peer, args.identical),
+            *litellm_redis.report_rows(peer, args.identical),
             "",
             "| one-input miss, whole request | p50 ms | p99 ms | max ms | added (p50) |",
             "|---|---|---|---|---|",

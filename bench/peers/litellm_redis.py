@@ -23,7 +23,7 @@ from bench.outputs import SCRATCH
 from bench.peers.litellm import ENV, MODEL, ensure_venv, version
 from gateway.fake import FakeGemini
 
-__all__ = ["identical_misses", "version"]
+__all__ = ["identical_misses", "report_rows", "version"]
 _ENTRY = re.compile(r"[^:]+:[0-9a-f]{64}")
 
 
@@ -122,3 +122,23 @@ def identical_misses(
     finally:
         for server in servers:
             server.stop()
+
+
+def report_rows(peer: tuple[str, list[int], int, int] | None, n: int) -> list[str]:
+    """The LiteLLM row under the identical-misses table, and what it was."""
+    if peer is None:
+        return ["", "LiteLLM's Redis cache: not run (`--quick` skips it; `--litellm` runs it)."]
+    release, burst, repeat, stored = peer
+    return [
+        f"| the same {n} over two LiteLLM {release} proxies, `cache: type redis` on the same"
+        f" server: upstream items, {len(burst)} bursts | {', '.join(map(str, burst))} | - |",
+        "",
+        f"LiteLLM: two `litellm --config` proxies (1 uvicorn worker each, bench/peers/"
+        f"litellm_redis.py), `gemini/` provider on FakeGemini over a socket (20 ms a call),"
+        f" requests alternating between them, all sent at once, a new input per burst. A"
+        f" repeat afterwards (one request to each proxy) cost {repeat} upstream items and the"
+        f" proxies left {stored} response entries in Redis under their namespace, one per"
+        f" input: the cache was on and shared. LiteLLM stores an answer after the upstream"
+        f" call and has no single-flight, so every request already in flight before the"
+        f" first answer landed went upstream as well.",
+    ]
