@@ -55,9 +55,9 @@ async def test_redis_killed_mid_traffic_then_restarted(
         ready = await a.http.get("/readyz")
         assert ready.status_code == 200  # required = false: still ready
         assert ready.json()["checks"]["shared"] == "cooling"
-        started = time.perf_counter()
+        skipped, errors = tier.skipped, tier.errors
         assert (await a.embed(model=MODEL, input=["while cooling"])).status_code == 200
-        assert time.perf_counter() - started < 0.25  # no call is even tried
+        assert tier.skipped > skipped and tier.errors == errors  # no call is even tried
         own_server.start()
         clock.now += 31  # the cool-down is over: the next call tries the server again
         assert (await a.embed(model=MODEL, input=["after restart"])).status_code == 200

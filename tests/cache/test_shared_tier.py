@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import msgspec
@@ -71,11 +70,9 @@ async def test_a_dead_server_is_skipped_for_the_cool_down_then_tried_again() -> 
         assert await tier.get_many([b"k" * 32]) == {}  # refused: a miss, not an error
         assert await tier.put_many({b"k" * 32: Record("m", 1, 0.0, 1, b"\0" * 4)}) is False
         assert (tier.errors, tier.state, tier.dropped_writes) == (2, "cooling", 1)
-        started = time.perf_counter()
         for _ in range(100):
             assert await tier.get_many([b"k" * 32]) == {}
-        assert time.perf_counter() - started < 0.05  # no connection is even tried
-        assert tier.skipped == 100 and tier.errors == 2
+        assert tier.skipped == 100 and tier.errors == 2  # no connection is even tried
         clock.now += 10
         assert tier.state == "ok"
         assert await tier.get_many([b"k" * 32]) == {}
