@@ -111,7 +111,7 @@ class _Assembly:
         unique = {bytes.fromhex(k) for line in chunk for k in line.keys}
         found = self.cache.get_hot(unique)
         if len(found) < len(unique):
-            found = await self.cache.get_many(unique)
+            found = await self.cache.get_many(unique, remember=False)  # a scan: keep the hot set
         todo: dict[int, asyncio.Task[tuple[NDArray[np.float32], int] | GatewayError]] = {}
         async with asyncio.TaskGroup() as group:  # fallbacks at once: the scheduler batches them
             for at, line in enumerate(chunk):

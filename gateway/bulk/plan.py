@@ -131,7 +131,7 @@ class Planner:
         unique = {k for _, _, line in parsed for k in line.keys}
         found = self.cache.get_hot(unique)
         if len(found) < len(unique):
-            found = await self.cache.get_many(unique)
+            found = await self.cache.get_many(unique, remember=False)  # a scan: keep the hot set
         usage, pricing = self.job.usage, self.settings.pricing
         for n, offset, line in parsed:
             for key, content in zip(line.keys, line.contents, strict=True):

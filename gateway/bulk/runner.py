@@ -221,10 +221,10 @@ class JobRunner:
                     continue
                 good[bytes.fromhex(key)] = Cached(vector, tokens)
                 if len(good) >= _STORE_BATCH:
-                    await self.cache.set_many(record.model, good)
+                    await self.cache.set_many(record.model, good, remember=False)
                     good = {}
         if good:
-            await self.cache.set_many(record.model, good)
+            await self.cache.set_many(record.model, good, remember=False)
         record.collected = True
 
     async def _results(self, output: Any) -> Any:

@@ -50,6 +50,8 @@ def open_directory(
             eviction_policy=settings.eviction_policy,
             cull_limit=0,
             statistics=False,
+            sqlite_cache_size=settings.sqlite_cache_bytes // 4096,  # pages of 4 KiB
+            sqlite_mmap_size=settings.sqlite_mmap_bytes,
         )
     except (OSError, sqlite3.Error) as exc:
         failure: Exception = exc

@@ -146,16 +146,20 @@ class VectorCache:
                 found[key] = item
         return found
 
-    async def get_many(self, keys: Iterable[bytes]) -> dict[bytes, Cached]:
-        """Every key found, memory tier first, then disk in a worker thread."""
+    async def get_many(
+        self, keys: Iterable[bytes], *, remember: bool = True
+    ) -> dict[bytes, Cached]:
+        """Every key found, memory tier first, then disk in a worker thread; `remember=False`
+        (a bulk scan) leaves what it read out of the memory tier, so the online hot set stays."""
         keys = list(keys)
         found = self.get_hot(keys)
         rest = [k for k in keys if k not in found]
         if rest:
             loop = asyncio.get_running_loop()
             from_disk = await loop.run_in_executor(self._pool, self._read, rest)
-            for key, item in from_disk.items():
-                self.hot.put(key, item)
+            if remember:
+                for key, item in from_disk.items():
+                    self.hot.put(key, item)
             found.update(from_disk)
         return found
 
@@ -173,14 +177,17 @@ class VectorCache:
             raise CacheError(f"the cache cannot be read: {exc}") from exc
         return found
 
-    async def set_many(self, model: str, items: Mapping[bytes, Cached]) -> None:
+    async def set_many(
+        self, model: str, items: Mapping[bytes, Cached], *, remember: bool = True
+    ) -> None:
         """Store validated vectors in one transaction; returns once they are on disk."""
         if not items:
             return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool, self._write, model, dict(items))
-        for key, item in items.items():
-            self.hot.put(key, item)
+        if remember:
+            for key, item in items.items():
+                self.hot.put(key, item)
 
     def _write(self, model: str, items: dict[bytes, Cached]) -> None:
         now = time.time()

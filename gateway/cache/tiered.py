@@ -52,10 +52,12 @@ class TieredCache(VectorCache):
         self.written_back = 0  # shared hits written to the local disk
         self._pending: set[asyncio.Future[None]] = set()
 
-    async def get_many(self, keys: Iterable[bytes]) -> dict[bytes, Cached]:
+    async def get_many(
+        self, keys: Iterable[bytes], *, remember: bool = True
+    ) -> dict[bytes, Cached]:
         """Every key found: memory, then disk, then one MGET to the shared tier for the rest."""
         keys = list(keys)
-        found = await super().get_many(keys)
+        found = await super().get_many(keys, remember=remember)
         rest = [k for k in keys if k not in found]
         if not rest:
             return found
@@ -68,7 +70,8 @@ class TieredCache(VectorCache):
             if item is not None:
                 good[key] = record
                 found[key] = item
-                self.hot.put(key, item)
+                if remember:
+                    self.hot.put(key, item)
         if good and not self.read_only:
             self._write_back(good)
         return found
@@ -86,20 +89,25 @@ class TieredCache(VectorCache):
         except Exception as exc:  # the next read goes to the shared tier again: nothing lost
             log.warning("shared hits not written to the local disk", error=type(exc).__name__)
 
-    async def set_many(self, model: str, items: Mapping[bytes, Cached]) -> None:
+    async def set_many(
+        self, model: str, items: Mapping[bytes, Cached], *, remember: bool = True
+    ) -> None:
         """Local disk and shared tier side by side; raises only if the local write failed."""
         if not items:
             return
         now = time.time()
         records = {key: to_record(model, item, now) for key, item in items.items()}
         local, _ = await asyncio.gather(
-            self._put_local(records, items), self.shared.put_many(records), return_exceptions=True
+            self._put_local(records, items if remember else {}),
+            self.shared.put_many(records),
+            return_exceptions=True,
         )
         if isinstance(local, BaseException):
             raise local
 
     async def _put_local(self, records: dict[bytes, Record], items: Mapping[bytes, Cached]) -> None:
-        """The very records the shared tier gets, so both hold the same bytes."""
+        """The very records the shared tier gets, so both hold the same bytes; `items` go to the
+        memory tier too."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool, self.put_records, records)
         for key, item in items.items():

@@ -80,6 +80,10 @@ class CacheSettings(Section, frozen=True):
     memory_bytes: Budget = 64 * 1024 * 1024
     view_memory_bytes: Budget = 32 * 1024 * 1024
     response_memory_bytes: Budget = 32 * 1024 * 1024
+    # SQLite's page cache and memory map, per connection (diskcache opens one per thread):
+    # its own defaults (32 MiB + 64 MiB) let a long scan grow each thread's share of RSS.
+    sqlite_cache_bytes: Annotated[int, Meta(ge=64 * 1024, le=1024**3)] = 4 * 1024 * 1024
+    sqlite_mmap_bytes: Annotated[int, Meta(ge=0, le=1024**4)] = 0
 
 
 class EmbeddingSettings(Section, frozen=True):

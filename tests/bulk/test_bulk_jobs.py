@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,3 +117,22 @@ async def test_multimodal_lines_tasks_and_base64_match_the_online_route(gw: Bulk
     assert online.headers["x-cache"] == "HIT"  # the job stored it under the online route's key
     assert row["response"]["body"]["data"] == online.json()["data"]
     assert key is not None
+
+
+async def test_a_job_leaves_the_online_hot_set_in_memory(gw: BulkGateway) -> None:
+    # A corpus scan reads and writes the cache without filling its memory tier: what online
+    # traffic made hot stays hot, and the job's vectors are on disk, not in memory.
+    await gw.openai.embeddings.create(model="gemini-embedding-2", input=["hot one", "hot two"])
+    app: Any = gw.http.app
+    cache = app.state["services"].cache
+    hot_before = len(cache.hot)
+    lines = [line(f"r{n}", f"bulk text {n % 30}") for n in range(40)] + [line("h", "hot one")]
+    batch = await gw.finished(await gw.submit(lines))
+    assert batch.status == "completed"
+    assert len(cache.hot) == hot_before  # nothing of the job's 30 new vectors went to memory
+    assert len(await gw.lines(batch.output_file_id)) == 41
+    again = await gw.http.post(
+        "/v1/embeddings", json={"model": "gemini-embedding-2", "input": "bulk text 3"}
+    )
+    assert again.headers["x-cache"] == "HIT"  # on disk: served, and only now remembered
+    assert len(cache.hot) == hot_before + 1
