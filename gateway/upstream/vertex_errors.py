@@ -6,7 +6,6 @@ refused, and the log gets Google's message (which names the permission, project 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -21,10 +20,9 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.upstream.statuses import retry_delay
 
 log = structlog.get_logger("gateway.upstream.vertex")
-
-_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
 class _Status(msgspec.Struct):
@@ -52,7 +50,7 @@ def translate(status: int, body: bytes, retry_after: str | None, *, express: boo
     if status == 429:
         quotas = _quota_names(rpc.details)
         shown = f"{message} (quota: {', '.join(quotas)})" if quotas else message
-        return RateLimited(shown, retry_after=_retry_delay(rpc.details, retry_after))
+        return RateLimited(shown, retry_after=retry_delay(rpc.details, retry_after))
     if status in (401, 403) or _reason(rpc.details) == "API_KEY_INVALID":
         what = "API key (GOOGLE_API_KEY)" if express else "Google credentials"
         log.warning("vertex refused the gateway's credentials", status=status, detail=message)
@@ -69,23 +67,10 @@ def translate(status: int, body: bytes, retry_after: str | None, *, express: boo
     if status == 504:
         return UpstreamTimeout(message)
     if status == 503:
-        return UpstreamUnavailable(message, retry_after=_retry_delay(rpc.details, retry_after))
+        return UpstreamUnavailable(message, retry_after=retry_delay(rpc.details, retry_after))
     if status >= 500:
         return UpstreamServerError(message)
     return UpstreamError(message)
-
-
-def _retry_delay(details: list[dict[str, Any]], header: str | None) -> float | None:
-    """Seconds from google.rpc.RetryInfo, else from Retry-After; None when neither says."""
-    for detail in details:
-        if str(detail.get("@type", "")).endswith("RetryInfo"):
-            match = _DELAY.match(str(detail.get("retryDelay", "")))
-            if match:
-                return float(match[1])
-    try:
-        return float(header) if header is not None else None
-    except ValueError:
-        return None
 
 
 def _reason(details: list[dict[str, Any]]) -> str | None:
