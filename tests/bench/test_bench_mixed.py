@@ -1,4 +1,4 @@
-"""bench_mixed starts its own FakeGemini process, measures, stops it and writes its section."""
+"""bench_mixed starts its own FakeGemini and gateway processes, measures, stops them, writes."""
 
 from __future__ import annotations
 
@@ -12,31 +12,35 @@ from bench.http_servers import Server
 from bench.outputs import Outputs
 
 
-def test_runs_on_its_own_and_stops_the_upstream_it_started(
+@pytest.mark.e2e
+def test_runs_on_its_own_and_stops_the_processes_it_started(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[Server] = []
-    make = bench_mixed.fake_gemini
+    make_fake, make_gateway = bench_mixed.fake_gemini, bench_mixed.gateway
 
-    def tracked() -> Server:
-        started.append(make())
+    def tracked_fake(latency_ms: float = 0.0) -> Server:
+        started.append(make_fake(latency_ms))
         return started[-1]
 
-    monkeypatch.setattr(bench_mixed, "fake_gemini", tracked)
+    def tracked_gateway(*args: object) -> Server:
+        started.append(make_gateway(*args))  # type: ignore[arg-type]
+        return started[-1]
+
+    monkeypatch.setattr(bench_mixed, "fake_gemini", tracked_fake)
+    monkeypatch.setattr(bench_mixed, "gateway", tracked_gateway)
     monkeypatch.setattr(bench_mixed, "outputs", lambda write: Outputs(tmp_path))
     monkeypatch.setattr(bench_mixed, "ALONE_HITS", 5)
     monkeypatch.setattr(bench_mixed, "BATCHES", 2)
     monkeypatch.setattr(bench_mixed, "BATCH", 5)
-    # The script configures structlog for its process; in pytest's process that would cache
-    # loggers past other tests' capture_logs (they then see no lines).
-    monkeypatch.setattr(bench_mixed, "configure_logging", lambda settings: None)
     sigterm = signal.getsignal(signal.SIGTERM)
     try:
-        assert bench_mixed.main(["--rounds", "1"]) == 0
+        assert bench_mixed.main(["--rounds", "1", "--only", "direct", "--probe"]) == 0
     finally:
         signal.signal(signal.SIGTERM, sigterm)
-    assert len(started) == 1
-    proc = started[0].proc
-    assert proc is not None and proc.poll() is not None  # stopped, not left running
+    assert [s.name for s in started] == ["fake-gemini", "gateway-mixed-direct"]
+    for server in started:
+        assert server.proc is not None and server.proc.poll() is not None  # stopped
     text = (tmp_path / "results" / "mixed.md").read_text()
-    assert "| 1 | " in text and "10 misses took" in text
+    assert "| direct | 1 | " in text and "10 misses took" in text
+    assert "late wakes" in text  # the loop probe's section

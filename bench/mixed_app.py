@@ -1,0 +1,19 @@
+"""The gateway for bench_mixed under granian: bench/miss_app.py's, with the loop probe.
+
+BENCH_UPSTREAM picks the upstream path (`sdk` or `direct`); GATEWAY__LOOP_PROBE=<file> makes
+the worker record its event loop's lateness and gc pauses there (GATEWAY__LOOP_PROBE_DEBUG=1:
+also asyncio debug's slow callbacks), as `gateway serve` would with the same variables.
+"""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+
+def create() -> Litestar:
+    from bench.miss_app import create as create_miss_app
+    from gateway.server import install_loop_probe
+
+    app = create_miss_app()
+    install_loop_probe(app)
+    return app
