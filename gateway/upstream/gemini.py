@@ -1,9 +1,12 @@
 """GeminiUpstream: `batchEmbedContents` over the gateway's own httpx client, decoded by msgspec.
 
 The request is what google-genai sends (gateway.upstream.wire; tests compare the two on the
-wire), the answer is decoded straight into float32 (gateway.upstream.decode), large answers in a
-worker process (gateway.upstream.offload), and every error keeps its translation
-(gateway.upstream.statuses). The SDK path stays as gemini_sdk.SdkGeminiUpstream, the baseline.
+wire), the answer is decoded straight into float32 (gateway.upstream.decode), and every error
+keeps its translation (gateway.upstream.statuses). On a network client of its own, the whole
+call runs in a worker process (gateway.upstream.call_worker), so the serving process never
+receives the answer's megabytes of float text; a body over WORKER_BODY_MAX_BYTES (video, PDFs)
+is sent from here instead, not copied across, and its large answers decoded in a worker
+(gateway.upstream.offload). The SDK path stays as gemini_sdk.SdkGeminiUpstream, the baseline.
 """
 
 from __future__ import annotations
@@ -23,9 +26,14 @@ from gateway.config import UpstreamSettings
 from gateway.content.model import Content, EmbedParams
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.upstream import wire
+from gateway.upstream.call_worker import CallWorker
 from gateway.upstream.decode import inflate
 from gateway.upstream.offload import BatchDecoder
 from gateway.upstream.statuses import parse_status, translate
+
+# A request body larger than this (media) is sent from the serving process: through the worker's
+# socket it would be copied twice more, for an answer of a few vectors.
+WORKER_BODY_MAX_BYTES = 4 * 1024 * 1024
 
 
 class Upstream(Protocol):
@@ -66,6 +74,7 @@ class GeminiUpstream:
         *,
         http_client: httpx.AsyncClient | None = None,
         decoder: BatchDecoder | None = None,
+        calls: CallWorker | None = None,
     ) -> None:
         self._own_client = http_client is None
         self._http = http_client or httpx.AsyncClient(
@@ -79,6 +88,10 @@ class GeminiUpstream:
         # On a network client of its own, large answers go to a worker process; handed a client
         # (the in-process fake, tests), it decodes in place unless told, and spawns nothing.
         self.decoder = decoder or BatchDecoder(workers=1 if self._own_client else 0)
+        # Calls go to a worker process on a client of its own (tests hand one in with `calls`).
+        self.calls = calls
+        if calls is None and self._own_client:
+            self.calls = CallWorker(settings.timeout_s, settings.max_concurrency * 2)
 
     async def embed(
         self, contents: Sequence[Content], params: EmbedParams, dims: int
@@ -86,6 +99,10 @@ class GeminiUpstream:
         """One upstream call for up to 100 Contents; returns an (n, dims) float32 array."""
         url = self._base + wire.batch_path(self._version, params.model)
         body = wire.batch_body(contents, params, dims)
+        if self.calls is not None and len(body) <= WORKER_BODY_MAX_BYTES:
+            return await self.calls.call(
+                url, self._headers, body, len(contents), params.dims or dims
+            )
         request = self._http.build_request("POST", url, content=body, headers=self._headers)
         del body  # the request holds the one copy of a large media body
         try:
@@ -110,5 +127,7 @@ class GeminiUpstream:
 
     async def aclose(self) -> None:
         self.decoder.close()
+        if self.calls is not None:
+            self.calls.close()
         if self._own_client:
             await self._http.aclose()
