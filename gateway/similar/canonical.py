@@ -45,16 +45,25 @@ def decode_image(data: bytes) -> Image:
     return image
 
 
-def pixel_bytes(image: Image) -> bytes:
-    """Mode, size, palette and pixel bytes: equal exactly when the decoded images are equal."""
+def _pixel_head(image: Image) -> bytes:
     palette = image.getpalette() if image.mode == "P" else None
     head = f"{image.mode}:{image.width}x{image.height}:".encode()
-    return head + (bytes(palette) if palette else b"") + b":" + image.tobytes()
+    return head + (bytes(palette) if palette else b"") + b":"
+
+
+def pixel_bytes(image: Image) -> bytes:
+    """Mode, size, palette and pixel bytes: equal exactly when the decoded images are equal."""
+    return _pixel_head(image) + image.tobytes()
 
 
 def pixel_digest(image: Image) -> bytes:
-    """A 32-byte digest of pixel_bytes: what the pixel stage keys."""
-    return blake3.blake3(pixel_bytes(image), max_threads=blake3.blake3.AUTO).digest()
+    """A 32-byte digest of pixel_bytes: what the pixel stage keys.
+
+    Fed in two pieces (no 3 MB join) on one thread: blake3's worker threads cost a frame more
+    CPU than they save (3.6 vs 1.2 ms for 1280x800); the digest is the same either way."""
+    hasher = blake3.blake3(_pixel_head(image))
+    hasher.update(image.tobytes())
+    return hasher.digest()
 
 
 def canonical_key(

@@ -26,7 +26,7 @@ TEXT_BITS = 64
 _TOKEN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
 
 
-class ImagePrint(msgspec.Struct, tag="image", array_like=True, frozen=True):
+class ImagePrint(msgspec.Struct, tag="image", array_like=True, frozen=True, dict=True):
     """An image's dHash, original size and compressed RGB thumbnail."""
 
     code: bytes
@@ -37,9 +37,13 @@ class ImagePrint(msgspec.Struct, tag="image", array_like=True, frozen=True):
     thumb: bytes  # zlib(RGB bytes)
 
     def pixels(self) -> NDArray[np.uint8]:
-        """The thumbnail as (h, w, 3) uint8."""
-        raw = np.frombuffer(zlib.decompress(self.thumb), dtype=np.uint8)
-        return raw.reshape(self.thumb_height, self.thumb_width, 3)
+        """The thumbnail as (h, w, 3) uint8, decompressed once per print (a frame is compared
+        with up to `candidates` stored ones; the memo is in __dict__, never encoded)."""
+        memo: NDArray[np.uint8] | None = self.__dict__.get("_pixels")
+        if memo is None:
+            raw = np.frombuffer(zlib.decompress(self.thumb), dtype=np.uint8)
+            memo = self.__dict__["_pixels"] = raw.reshape(self.thumb_height, self.thumb_width, 3)
+        return memo
 
 
 class TextPrint(msgspec.Struct, tag="text", array_like=True, frozen=True):
@@ -92,8 +96,11 @@ def image_print(image: Image, side: int) -> ImagePrint:
     grey = thumb.convert("L").resize((17, 16), PILImage.Resampling.BOX)
     cells = np.asarray(grey, dtype=np.int16)
     code = np.packbits(cells[:, 1:] > cells[:, :-1]).tobytes()
-    packed = zlib.compress(thumb.tobytes(), 1)
-    return ImagePrint(code, rgb.width, rgb.height, thumb.width, thumb.height, packed)
+    raw = thumb.tobytes()
+    packed = zlib.compress(raw, 1)
+    printed = ImagePrint(code, rgb.width, rgb.height, thumb.width, thumb.height, packed)
+    printed.__dict__["_pixels"] = np.frombuffer(raw, dtype=np.uint8).reshape(thumb.height, -1, 3)
+    return printed
 
 
 def simhash(words: list[str]) -> bytes:

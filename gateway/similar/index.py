@@ -20,6 +20,7 @@ import numpy as np
 from usearch.index import Index
 
 SAVE_EVERY = 512  # new prints between snapshots: a restart re-adds at most this many per group
+BULK_ADD = 4096  # a catch-up at least this big (no snapshot: every print) is added on all cores
 
 Loader = Callable[[bytes, int], Iterable[tuple[int, bytes]]]
 
@@ -54,7 +55,8 @@ class HammingIndexes:
         if rows:
             labels = np.array([r[0] for r in rows], dtype=np.uint64)
             codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8)
-            index.add(labels, codes.reshape(len(rows), -1), threads=1)
+            threads = 0 if len(rows) >= BULK_ADD else 1  # 0: usearch's every core
+            index.add(labels, codes.reshape(len(rows), -1), threads=threads)
             self._top[group] = int(labels[-1])
             self._unsaved[group] += len(rows)
         return index
