@@ -61,6 +61,32 @@ def decode_record(raw: object) -> Record | None:
         return None
 
 
+# diskcache's own row for a bytes key and a bytes value under disk_min_file_size, as Cache.set
+# writes it (raw key, MODE_RAW, no file, no expiry, no tag): one statement for the whole batch
+# instead of a SELECT and an INSERT per key. Its triggers keep the count and size as set() does;
+# culling is ours (cull_limit 0, enforce_bound), so set()'s cull step has nothing to do.
+_UPSERT = (
+    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size,"
+    " mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, 1, NULL, ?)"
+    " ON CONFLICT(key, raw) DO "
+)
+_REPLACE = _UPSERT + (
+    "UPDATE SET store_time = excluded.store_time, expire_time = NULL, access_time ="
+    " excluded.access_time, access_count = 0, tag = NULL, size = 0, mode = 1, filename = NULL,"
+    " value = excluded.value"
+)
+_KEEP = _UPSERT + "NOTHING"
+
+
+def _insert_rows(disk: diskcache.Cache, rows: list[tuple[bytes, bytes]], overwrite: bool) -> int:
+    """Write `rows` inside the caller's transaction; how many rows were written. Only rows this
+    class wrote (values always under the file threshold) can be replaced, so no file is lost."""
+    now = time.time()
+    params = [(sqlite3.Binary(key), now, now, sqlite3.Binary(value)) for key, value in rows]
+    cursor = disk._con.executemany(_REPLACE if overwrite else _KEEP, params)
+    return len(rows) if overwrite else max(0, cursor.rowcount)
+
+
 def _to_cached(raw: object) -> Cached | None:
     record = decode_record(raw)
     if record is None:
@@ -201,13 +227,17 @@ class VectorCache:
         """Write records in one transaction (all or none), then hold the size bound; sync."""
         written = 0
         disk = self._writable()
+        rows = [(key, _encode(record)) for key, record in records.items()]
         try:
             with disk.transact():
-                for key, record in records.items():
-                    if not overwrite and key in disk:
-                        continue
-                    disk.set(key, _encode(record))
-                    written += 1
+                if all(len(value) < disk.disk_min_file_size for _, value in rows):
+                    written = _insert_rows(disk, rows, overwrite)
+                else:  # a value diskcache keeps in a file of its own: its own set() does that
+                    for key, value in rows:
+                        if not overwrite and key in disk:
+                            continue
+                        disk.set(key, value)
+                        written += 1
         except diskcache.Timeout as exc:
             raise CacheError("the cache is busy; the vectors were not stored") from exc
         self.entries_written += written

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from gateway import embedder as embedder_module
+from gateway.cache import store as store_module
 from gateway.cache.store import VectorCache
 from gateway.content.model import Content
 from gateway.embedder import Embedder
@@ -24,8 +25,9 @@ GEMINI_BATCH = f"/v1beta/models/{MODEL}:batchEmbedContents"
 class FullDisk:
     """Makes the cache's disk writes fail as SQLite does on a full volume, until `freed`.
 
-    The seam is diskcache's `set`, inside VectorCache's own write transaction, so everything
-    above it (the transaction, the worker thread, the scheduler's store) runs as it would.
+    The seams are diskcache's `set` and the batch INSERT (store._insert_rows), inside
+    VectorCache's own write transaction, so everything above them (the transaction, the worker
+    thread, the scheduler's store) runs as it would.
     """
 
     def __init__(self, cache: VectorCache) -> None:
@@ -34,7 +36,8 @@ class FullDisk:
         def full(*args: Any, **kwargs: Any) -> bool:
             raise sqlite3.OperationalError("database or disk is full")
 
-        self._patch.setattr(cache._disk, "set", full)  # the seam: below it, SQLite itself
+        self._patch.setattr(cache._disk, "set", full)  # the seams: below them, SQLite itself
+        self._patch.setattr(store_module, "_insert_rows", full)
 
     def freed(self) -> None:
         self._patch.undo()
