@@ -144,6 +144,9 @@ class SimilarInputs:
                 self.store.put_aliases(new_aliases)
             except sqlite3.Error as exc:  # served all the same; only the next look-up costs more
                 log.warning("near aliases not recorded", error=type(exc).__name__)
+        for look in looks.values():  # verified: the probe keeps only the compressed thumbnails
+            for _, printed in (look.images or {}).values():
+                printed.forget_pixels()
         return Probe(reused, looks)
 
     def learn_now(self, probe: Probe, fetched: set[bytes], params: EmbedParams) -> None:

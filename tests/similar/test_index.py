@@ -82,6 +82,21 @@ def test_a_damaged_snapshot_is_rebuilt_from_the_store(tmp_path: Path) -> None:
     assert again.search(GROUP, rows[2], 1, radius=0) == [(3, 0)]
 
 
+def test_a_big_catch_up_is_added_in_bulk_and_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "BULK_ADD", 8)  # a restart with no snapshot: every print
+    store = SimilarStore(tmp_path / "near.sqlite3")
+    rows = codes(40)
+    fill(store, rows, 0)
+    indexes = HammingIndexes(store.codes, tmp_path)
+    assert indexes.search(GROUP, flipped(rows[39], 2), 1, radius=4) == [(40, 2)]
+    assert indexes.size() == 40
+    assert all(
+        indexes.search(GROUP, row, 1, radius=0) == [(i + 1, 0)] for i, row in enumerate(rows)
+    )
+
+
 def test_the_oldest_fingerprints_go_past_the_bound(tmp_path: Path) -> None:
     store = SimilarStore(tmp_path / "near.sqlite3")
     rows = codes(30)
@@ -154,4 +169,7 @@ def test_a_request_of_many_screenshots_holds_no_decoded_frame(
     probe = similar.find_now({content_key(c, params): c for c in shots}, params, frozenset())
     assert len(probe.looks) == 4 and len(decoded) == 4
     assert [ref() for ref in decoded] == [None] * 4  # each frame freed once printed
+    for look in probe.looks.values():  # and only the compressed thumbnail waits for upstream
+        assert look.images is not None
+        assert [printed.__dict__ for _, printed in look.images.values()] == [{}]
     similar.close()
