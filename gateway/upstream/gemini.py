@@ -98,13 +98,18 @@ class GeminiUpstream:
     ) -> NDArray[np.float32]:
         """One upstream call for up to 100 Contents; returns an (n, dims) float32 array."""
         url = self._base + wire.batch_path(self._version, params.model)
-        body = wire.batch_body(contents, params, dims)
-        if self.calls is not None and len(body) <= WORKER_BODY_MAX_BYTES:
-            return await self.calls.call(
-                url, self._headers, body, len(contents), params.dims or dims
-            )
-        request = self._http.build_request("POST", url, content=body, headers=self._headers)
-        del body  # the request holds the one copy of a large media body
+        streamed = wire.streamed_body(contents, params, dims)  # large media: encoded as sent
+        if streamed is None:
+            body = wire.batch_body(contents, params, dims)
+            if self.calls is not None and len(body) <= WORKER_BODY_MAX_BYTES:
+                count, wanted = len(contents), params.dims or dims
+                return await self.calls.call(url, self._headers, body, count, wanted)
+            request = self._http.build_request("POST", url, content=body, headers=self._headers)
+            del body  # the request holds the one copy
+        else:
+            length, pieces = streamed
+            headers = {**self._headers, "content-length": str(length)}  # not chunked
+            request = self._http.build_request("POST", url, content=pieces, headers=headers)
         try:
             response = await self._http.send(request, stream=True)
             try:
