@@ -5,10 +5,13 @@
 
 FakeGemini runs in its own process (uvicorn, no added latency); each side's gateway is a granian
 worker of its own (bench/miss_app.py), its upstream the google-genai SDK (`sdk`, the baseline
-from before issue 14) or the direct path (`direct`: httpx + msgspec, answers over 256 KB decoded
-in a worker process). This script sends 100-input requests of new texts, 10 at a time, and reads
-each process's CPU time (utime + stime from /proc) before and after: the serving worker apart
-from the decode worker, so both the serving loop's share and the total are shown.
+from before issue 14) or the direct path (`direct`: httpx + msgspec, each call made whole in a
+worker process that returns float32 rows). This script sends 100-input requests of new texts,
+10 at a time, and reads each process's CPU time (utime + stime from /proc) before and after:
+the serving worker apart from its worker process (the direct path's upstream calls: send,
+receive, decode), so both the serving process's share and the total are shown. Then one
+request with 20 MB of video, in this process under tracemalloc: peak traced memory and CPU,
+the upstream body streamed vs built whole (bench/media_copies.py).
 Writes miss_cpu.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
@@ -31,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_mixed import fake_gemini  # noqa: E402
 from bench.http_servers import BIN, Server, free_port  # noqa: E402
+from bench.media_copies import video_rows  # noqa: E402
 from bench.outputs import add_write_flag, outputs  # noqa: E402
 
 MODEL = "gemini-embedding-2"
@@ -56,7 +60,8 @@ def gateway(kind: str, upstream_url: str, cache_dir: str) -> Server:
 
 
 def cpu_by_role(server: Server) -> dict[str, float]:
-    """CPU seconds of the server's process group: the decode workers apart from the rest."""
+    """CPU seconds of the server's process group: its worker processes (multiprocessing's
+    forkserver children: upstream calls, decoding) apart from the rest."""
     assert server.proc is not None
     pgid = os.getpgid(server.proc.pid)
     out = {"serving": 0.0, "decoder": 0.0}
@@ -111,7 +116,9 @@ def measure(kind: str, upstream_url: str, total: int) -> dict[str, float]:
     return {"seconds": seconds, **used}
 
 
-def report(results: dict[str, dict[str, float]], total: int, command: str, load: float) -> str:
+def report(
+    results: dict[str, dict[str, float]], total: int, command: str, load: float, video: list[str]
+) -> str:
     lines = [
         "## CPU per 3072-dim miss (bench/bench_miss_cpu.py)",
         "",
@@ -120,7 +127,7 @@ def report(results: dict[str, dict[str, float]], total: int, command: str, load:
         f" {CONCURRENCY} at a time; FakeGemini in its own process; each gateway one granian"
         " worker, response memo off; CPU from /proc (utime + stime) before and after.",
         "",
-        "| upstream path | misses/s | serving process, us per miss | decode worker, us per miss"
+        "| upstream path | misses/s | serving process, us per miss | worker process, us per miss"
         " | total, us per miss | target |",
         "|---|---:|---:|---:|---:|---|",
     ]
@@ -138,7 +145,7 @@ def report(results: dict[str, dict[str, float]], total: int, command: str, load:
             f" miss on the direct path; all processes:"
             f" {sdk['serving'] / max(direct['serving'] + direct['decoder'], 1e-9):.1f}x less.",
         ]
-    return "\n".join([*lines, ""])
+    return "\n".join([*lines, "", *video, ""])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         fake.stop()
     shown = sys.argv[1:] if argv is None else argv
     command = " ".join(["python bench/bench_miss_cpu.py", *shown])
-    text = report(results, total, command, load)
+    text = report(results, total, command, load, video_rows())
     print(text)
     outputs(args.write).write("miss_cpu.md", text)
     return 0

@@ -16,7 +16,10 @@ FakeGemini answers on a 127.0.0.1 socket with 50 ms latency per call; the gatewa
    Gemini API's batches of 100, at the same latency;
 5. the closed loop: 100 clients, each sending one new input at a time, 300 requests through the
    whole gateway: upstream calls with the scheduler holding partial batches for company while a
-   call is in flight, and without (the baseline).
+   call is in flight, and without (the baseline);
+6. over sockets, the gateway (granian, bench/miss_app.py) and FakeGemini (uvicorn) each in a
+   process of its own: miss throughput at 3072 dims, SDK path vs direct, and the closed loop
+   (bench/misses_socket.py).
 Writes misses.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
@@ -40,6 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.misses_socket import socket_rows  # noqa: E402
 from bench.outputs import add_write_flag, outputs  # noqa: E402
 from bench.vertex_misses import vertex_rows  # noqa: E402
 from gateway.app import create_app  # noqa: E402
@@ -286,6 +290,7 @@ async def main(args: argparse.Namespace) -> str:
         old_calls, old_s = await closed_loop(settings, fake, hold=False)
         alone = await scheduler_ceiling(settings, 10_000)
         vertex = await vertex_rows(settings, fake, fresh, KEY, LATENCY_S, args.quick)
+    over_sockets = await asyncio.to_thread(socket_rows, args.quick)
     elapsed = time.perf_counter() - t0
     ceiling = s.max_concurrency * min(s.max_batch, 100) / LATENCY_S
     target = s.max_wait_ms + 1.0
@@ -331,6 +336,7 @@ async def main(args: argparse.Namespace) -> str:
         f" {alone:,.0f} items/s ({alone / ceiling:.2f}x the ceiling): about"
         f" {(1 / alone - 1 / ceiling) * 1e6:.0f} us of loop time per miss | |",
         *vertex,
+        *over_sockets,
         "",
         "Throughput is the best of interleaved rounds of 1,000 new items per side."
         " Bare upstream = the same GeminiUpstream driven at its best shape (max_concurrency calls"

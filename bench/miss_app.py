@@ -1,8 +1,10 @@
 """The gateway for bench_miss_cpu under granian: the upstream path named by BENCH_UPSTREAM.
 
 `sdk` is the google-genai path (SdkGeminiUpstream, the scheduler's old batching), the baseline;
-`direct` is what the gateway ships (GeminiUpstream: httpx + msgspec, large answers decoded in a
-worker process). Settings come from GATEWAY_* variables, as `gateway serve` reads them.
+`direct` is what the gateway ships (GeminiUpstream: httpx + msgspec, each call made whole in a
+worker process). BENCH_HOLD=0 sends partial batches at max_wait_ms always (the scheduler's
+baseline, before holding for company). Settings come from GATEWAY_* variables, as `gateway serve`
+reads them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def create() -> Litestar:
         else GeminiUpstream(settings.upstream, KEY)
     )
     app = create_app(settings, upstream=upstream, secrets=Secrets(KEY, frozenset()))
+    if os.environ.get("BENCH_HOLD", "1") == "0":
+        app.state["services"].embedder.scheduler.hold_for_company = False
     gc.collect()
     gc.freeze()  # as gateway.server does
     return app

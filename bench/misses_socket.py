@@ -1,0 +1,103 @@
+"""bench_misses over sockets: the gateway (granian) and FakeGemini (uvicorn, 50 ms) each a process.
+
+Two measures, each side by side for the SDK path (the baseline) and the direct path: miss
+throughput of one gateway worker at 3072 dims (new inputs in 100-input requests, 10 at a time),
+with the fake's own CPU so the reader can tell which ceiling was hit; and the closed loop (100
+clients, each sending one new input at a time, 3 each), counting upstream calls from the
+gateway's /metrics, holding partial batches for company and not (BENCH_HOLD=0, the baseline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+import time
+
+import httpx
+
+from bench.bench_miss_cpu import gateway, misses
+from bench.bench_mixed import fake_gemini
+from bench.http_servers import Server
+
+LATENCY_MS = 50
+CLIENTS, EACH = 100, 3
+_CALLS = re.compile(r"^gateway_upstream_calls(?:_total)?\s+([0-9.e+]+)$", re.MULTILINE)
+
+
+async def upstream_calls(client: httpx.AsyncClient) -> int:
+    """Upstream calls so far, from the gateway's /metrics."""
+    reply = await client.get("/metrics")
+    match = _CALLS.search(reply.text)
+    if match is None:
+        raise RuntimeError("no gateway_upstream_calls in /metrics")
+    return int(float(match[1]))
+
+
+async def closed_loop(url: str, tag: str) -> tuple[int, float]:
+    """Upstream calls and seconds for CLIENTS clients each sending EACH one-input requests."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        before = await upstream_calls(http)
+
+        async def client(c: int) -> None:
+            for r in range(EACH):
+                body = {"model": "gemini-embedding-2", "input": f"{tag} {c} {r}"}
+                reply = await http.post("/v1/embeddings", json=body)
+                if reply.status_code != 200:
+                    raise RuntimeError(f"closed loop answered {reply.status_code}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(c) for c in range(CLIENTS)))
+        seconds = time.perf_counter() - started
+        return await upstream_calls(http) - before, seconds
+
+
+def side(kind: str, fake: Server, items: int, hold: bool = True) -> dict[str, float]:
+    """One gateway process: throughput (with the fake's CPU meanwhile) and the closed loop."""
+    with tempfile.TemporaryDirectory(prefix="bench-misses-socket-") as cache_dir:
+        server = gateway(kind, fake.url, cache_dir)
+        server.env["BENCH_HOLD"] = "1" if hold else "0"
+        server.start(ready_path="/healthz")
+        try:
+            asyncio.run(misses(server.url, 200, f"warm {kind} {time.time_ns()}"))
+            fake_cpu = fake.cpu_seconds()
+            seconds = asyncio.run(misses(server.url, items, f"{kind} {time.time_ns()}"))
+            fake_cpu = fake.cpu_seconds() - fake_cpu
+            calls, loop_s = asyncio.run(closed_loop(server.url, f"loop {kind} {time.time_ns()}"))
+        finally:
+            server.stop()
+    return {
+        "rate": items / seconds,
+        "fake_busy": fake_cpu / seconds,
+        "calls": calls,
+        "loop_s": loop_s,
+    }
+
+
+def socket_rows(quick: bool) -> list[str]:
+    """Table rows for bench_misses: the SDK and direct paths over sockets, and no-hold."""
+    items = 1_000 if quick else 3_000
+    fake = fake_gemini()
+    fake.env["FAKE_GEMINI_LATENCY_MS"] = str(LATENCY_MS)
+    fake.start(ready_path="/")
+    try:
+        sdk = side("sdk", fake, items)
+        direct = side("direct", fake, items)
+        no_hold = side("direct", fake, 200, hold=False)
+    finally:
+        fake.stop()
+    ratio = direct["rate"] / sdk["rate"]
+    return [
+        f"| over sockets (gateway and FakeGemini each a process, {LATENCY_MS} ms): miss"
+        f" throughput at 3072 dims, {items:,} new inputs in 100-input requests, 10 at a time:"
+        f" SDK path / direct path | {sdk['rate']:,.0f} / {direct['rate']:,.0f} items/s"
+        f" (**{ratio:.1f}x**); the fake's CPU meanwhile {sdk['fake_busy']:.0%} /"
+        f" {direct['fake_busy']:.0%} of a core | >= 4x, or the fake's ceiling (~100% of a"
+        " core) |",
+        f"| over sockets: closed loop, {CLIENTS} clients x {EACH} one-input requests, upstream"
+        f" calls: SDK path / direct path, holding for company | {sdk['calls']:.0f}"
+        f" ({sdk['loop_s']:.2f} s) / **{direct['calls']:.0f}** ({direct['loop_s']:.2f} s) |"
+        " <= 12 |",
+        f"| the same, direct path, without holding (the baseline) | {no_hold['calls']:.0f}"
+        f" ({no_hold['loop_s']:.2f} s) | |",
+    ]
