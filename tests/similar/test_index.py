@@ -173,3 +173,54 @@ def test_a_request_of_many_screenshots_holds_no_decoded_frame(
         assert look.images is not None
         assert [printed.__dict__ for _, printed in look.images.values()] == [{}]
     similar.close()
+
+
+def graph_misses_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The HNSW graph is approximate: here it finds nothing at all."""
+    from usearch.index import Index, Matches
+
+    def nothing(self: Index, vectors: object, count: int = 10, **kwargs: object) -> Matches:
+        none = np.zeros(0, dtype=np.uint64)
+        return Matches(keys=none, distances=np.zeros(0, dtype=np.float32))
+
+    monkeypatch.setattr(Index, "search", nothing)
+
+
+def test_the_newest_prints_are_found_even_where_the_graph_misses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SimilarStore(tmp_path / "near.sqlite3")
+    rows = codes(20)
+    indexes = HammingIndexes(store.codes, tmp_path)
+    for label, group, code in fill(store, rows, 0):
+        indexes.add(group, label, code)
+    indexes.save()
+    graph_misses_everything(monkeypatch)
+    assert indexes.search(GROUP, flipped(rows[7], 40), 1, radius=48) == [(8, 40)]
+    again = HammingIndexes(store.codes, tmp_path)  # restored from the snapshot: the same
+    assert again.search(GROUP, flipped(rows[19], 48), 1, radius=48) == [(20, 48)]
+    near = [flipped(rows[3], bits) for bits in (5, 1, 9)]
+    for label, group, code in fill(store, near, 20):
+        again.add(group, label, code)
+    assert again.search(GROUP, rows[3], 3, radius=8) == [(4, 0), (22, 1), (21, 5)]
+    again.remove([(4, GROUP)])
+    assert again.search(GROUP, rows[3], 3, radius=8) == [(22, 1), (21, 5)]
+
+
+def test_prints_older_than_the_window_are_the_graphs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "RECENT", 8)
+    store = SimilarStore(tmp_path / "near.sqlite3")
+    rows = codes(30)
+    indexes = HammingIndexes(store.codes, tmp_path)
+    for label, group, code in fill(store, rows[:20], 0):
+        indexes.add(group, label, code)
+    fill(store, rows[20:], 20)  # another worker's: caught up in one batch
+    assert all(
+        indexes.search(GROUP, flipped(row, 20), 1, radius=24) == [(i + 1, 20)]
+        for i, row in enumerate(rows)
+    )
+    graph_misses_everything(monkeypatch)
+    assert indexes.search(GROUP, rows[29], 1, radius=0) == [(30, 0)]  # in the window
+    assert indexes.search(GROUP, rows[2], 1, radius=0) == []  # only the graph had it
