@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.upstream.decode import decode_batch, inflate
 from gateway.upstream.statuses import parse_status, translate
+from gateway.upstream.tls import tls_context
 
 _PREFIX = struct.Struct(">II")
 _LIMIT = 64 * 1024 * 1024  # a StreamReader limit large enough never to pause on one answer
@@ -192,8 +193,6 @@ def serve(conn: Connection, timeout_s: float, max_connections: int) -> None:
 
 
 async def _serve(sock: socket.socket, timeout_s: float, max_connections: int) -> None:
-    from gateway.upstream.gemini import tls_context  # here: gemini imports this module
-
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=_LIMIT)
     client = httpx.AsyncClient(
         limits=httpx.Limits(

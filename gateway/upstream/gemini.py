@@ -11,13 +11,9 @@ is sent from here instead, not copied across, and its large answers decoded in a
 
 from __future__ import annotations
 
-import functools
-import os
-import ssl
 from collections.abc import Sequence
 from typing import Protocol
 
-import certifi
 import httpx
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +26,7 @@ from gateway.upstream.call_worker import CallWorker
 from gateway.upstream.decode import inflate
 from gateway.upstream.offload import BatchDecoder
 from gateway.upstream.statuses import parse_status, translate
+from gateway.upstream.tls import tls_context as tls_context  # importers read it from here
 
 # A request body larger than this (media) is sent from the serving process: through the worker's
 # socket it would be copied twice more, for an answer of a few vectors.
@@ -44,16 +41,6 @@ class Upstream(Protocol):
     ) -> NDArray[np.float32]: ...
 
     async def aclose(self) -> None: ...
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """The process's one TLS context for Google, built as google-genai builds its own (certifi, or
-    SSL_CERT_FILE / SSL_CERT_DIR): loading the CA bundle costs ~30 ms a context, three per app."""
-    return ssl.create_default_context(
-        cafile=os.environ.get("SSL_CERT_FILE", certifi.where()),
-        capath=os.environ.get("SSL_CERT_DIR"),
-    )
 
 
 def client_limits(settings: UpstreamSettings) -> httpx.Limits:
