@@ -87,6 +87,28 @@ def _insert_rows(disk: diskcache.Cache, rows: list[tuple[bytes, bytes]], overwri
     return len(rows) if overwrite else max(0, cursor.rowcount)
 
 
+# Policies under which diskcache's get() writes nothing (LRU and LFU update the row on a hit):
+# there, one SELECT per batch of keys reads what get() would, instead of one per key.
+_NO_READ_UPDATE = ("least-recently-stored", "none")
+_SELECT_KEYS = (
+    "SELECT key, mode, value FROM Cache WHERE raw = 1"
+    " AND (expire_time IS NULL OR expire_time > ?) AND key IN ({})"
+)
+_KEYS_PER_SELECT = 500  # under SQLite's oldest bound on bound parameters (999)
+
+
+def _select_values(disk: diskcache.Cache, keys: list[bytes]) -> Iterator[tuple[bytes, object]]:
+    """(key, stored value) of every key found, as get() reads it; a value diskcache keeps in a
+    file of its own (never one of ours) is read by get() itself."""
+    now = time.time()
+    for start in range(0, len(keys), _KEYS_PER_SELECT):
+        chunk = [sqlite3.Binary(k) for k in keys[start : start + _KEYS_PER_SELECT]]
+        sql = _SELECT_KEYS.format(",".join("?" * len(chunk)))
+        for key, mode, value in disk._con.execute(sql, (now, *chunk)).fetchall():
+            key = bytes(key)
+            yield key, (value if mode == diskcache.core.MODE_RAW else disk.get(key))
+
+
 def _to_cached(raw: object) -> Cached | None:
     record = decode_record(raw)
     if record is None:
@@ -193,6 +215,12 @@ class VectorCache:
         found: dict[bytes, Cached] = {}
         get = self._get
         try:
+            if self._disk is not None and self.settings.eviction_policy in _NO_READ_UPDATE:
+                for key, raw in _select_values(self._disk, keys):
+                    item = _to_cached(raw)
+                    if item is not None:
+                        found[key] = item
+                return found
             for key in keys:
                 item = _to_cached(get(key))
                 if item is not None:

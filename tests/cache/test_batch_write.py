@@ -1,4 +1,5 @@
-"""A batch of vectors is one SQL statement, and leaves the very rows diskcache's own set() leaves."""
+"""A batch of vectors is one SQL statement each way: it writes what diskcache's set() writes,
+and reads what its get() reads."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from gateway.cache.store import Record, VectorCache
+from gateway.cache.store import Cached, Record, VectorCache
 from gateway.config import CacheSettings
 
 COLUMNS = "key, raw, expire_time, access_count, tag, size, mode, filename, value"
@@ -62,3 +63,32 @@ def test_a_batch_write_leaves_what_diskcache_set_leaves_and_replaces_or_keeps(
     finally:
         ours.close()
         theirs.close()
+
+
+async def test_a_batch_read_finds_what_a_read_per_key_finds(tmp_path: Path) -> None:
+    batch = {bytes([i]) * 32: record(i) for i in range(3)}
+    big = {b"b" * 32: record(7, dims=9000)}  # 36 KB: diskcache keeps it in a file of its own
+    settings = CacheSettings(dir=str(tmp_path / "c"))
+    cache = VectorCache(settings)
+    per_key = VectorCache(
+        CacheSettings(dir=str(tmp_path / "c"), eviction_policy="least-recently-used")
+    )
+    try:
+        cache.put_records({**batch, **big})
+        assert cache._disk is not None
+        cache._disk.set(b"f" * 32, "a foreign text value")
+        cache._disk.set(b"d" * 32, b"\x01 damaged")
+        keys = [*batch, *big, b"f" * 32, b"d" * 32, b"m" * 32] * 2  # repeats, and one missing
+        keys += [bytes([9, i % 256, i // 256]) * 11 for i in range(600)]  # past one SELECT
+
+        def served(found: dict[bytes, Cached]) -> dict[bytes, tuple[bytes, int]]:
+            return {k: (v.vector.tobytes(), v.tokens) for k, v in found.items()}
+
+        ours = served(await cache.get_many(keys, remember=False))
+        theirs = served(await per_key.get_many(keys, remember=False))
+        assert ours == theirs
+        assert set(ours) == {*batch, *big}
+        assert ours[b"b" * 32][0] == big[b"b" * 32].vector
+    finally:
+        cache.close()
+        per_key.close()
