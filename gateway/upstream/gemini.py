@@ -72,10 +72,10 @@ class GeminiUpstream:
         self._base = settings.base_url.rstrip("/")
         self._version = settings.api_version
         self._headers = wire.headers(api_key, settings.timeout_s)
-        # On a network client of its own, large answers go to a worker process; handed a client
-        # (the in-process fake, tests), it decodes in place unless told, and spawns nothing.
+        # On a network client of its own, calls go whole to a worker process (`calls`), and the
+        # large answers of those sent from here (big media bodies) are decoded in another; handed
+        # a client (the in-process fake, tests), it decodes in place unless told, spawns nothing.
         self.decoder = decoder or BatchDecoder(workers=1 if self._own_client else 0)
-        # Calls go to a worker process on a client of its own (tests hand one in with `calls`).
         self.calls = calls
         if calls is None and self._own_client:
             self.calls = CallWorker(settings.timeout_s, settings.max_concurrency * 2)

@@ -5,7 +5,8 @@ x-goog-api-client, x-server-timeout) and the same JSON fields (`inline_data`/`fi
 SDK's snake_case, `taskType`, `title`, `outputDimensionality`, `model` per request). One
 difference, allowed by proto3 JSON: media bytes go as standard base64, not the URL-safe alphabet,
 because msgspec writes `bytes` as base64 straight into the body buffer: no base64 string, no JSON
-string of it, no extra copy of a 20 MB video (tests/upstream/test_direct_wire.py compares).
+string of it (tests/upstream/test_direct_wire.py compares). A part of 1 MiB or more is not even
+that: streamed_body writes its base64 as the body is sent, 64 KiB at a time.
 """
 
 from __future__ import annotations
