@@ -7,6 +7,7 @@ shortest text that parses back to the same float32 (0.012345679, not 0.012345678
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,5 +60,31 @@ def encode_rows(codes: NDArray[Any], encoding_format: str) -> Sequence[str | msg
         return rows_json(codes)
     if encoding_format == "base64":
         return rows_base64(codes)
+    expected = ", ".join(ENCODING_FORMATS)
+    raise ValueError(f"unknown encoding_format {encoding_format!r}; expected one of {expected}")
+
+
+def rows_base64_json(codes: NDArray[Any]) -> list[msgspec.Raw]:
+    """rows_base64 as JSON string literals, quotes included: base64 never needs escaping, so
+    the encoder copies them instead of scanning 16 KB a row (~2.5 ms per 100 x 3072 answer)."""
+    if codes.ndim != 2:
+        raise ValueError(f"expected a 2-D (n, d) array, got shape {codes.shape}")
+    le = np.ascontiguousarray(codes, dtype=codes.dtype.newbyteorder("<"))
+    step = le.shape[1] * le.dtype.itemsize
+    if step == 0:
+        return [msgspec.Raw(b'""')] * le.shape[0]
+    flat = memoryview(le.reshape(-1).view(np.uint8).data)
+    b2a, raw = binascii.b2a_base64, msgspec.Raw
+    return [
+        raw(b'"' + b2a(flat[i : i + step], newline=False) + b'"') for i in range(0, len(flat), step)
+    ]
+
+
+def wire_rows(codes: NDArray[Any], encoding_format: str) -> list[msgspec.Raw]:
+    """As encode_rows, every row already JSON (base64 as a quoted literal): what responses embed."""
+    if encoding_format == "float":
+        return rows_json(codes)
+    if encoding_format == "base64":
+        return rows_base64_json(codes)
     expected = ", ".join(ENCODING_FORMATS)
     raise ValueError(f"unknown encoding_format {encoding_format!r}; expected one of {expected}")

@@ -8,7 +8,8 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.api.encoding.vector_json import encode_rows
+from gateway.api.encoding.slices import in_slices, rows_per_slice
+from gateway.api.encoding.vector_json import wire_rows
 from gateway.core.lru import ByteLRU
 from gateway.core.vectors import derive
 
@@ -42,7 +43,7 @@ class ViewCache:
     ) -> list[Row]:
         """The wire rows for `vectors` (one per key, in order), computing only the missing views."""
         if not self._rows.enabled:
-            return list(encode_rows(derive(vectors, dims, dtype, normalize=normalize), encoding))
+            return list(wire_rows(derive(vectors, dims, dtype, normalize=normalize), encoding))
         memo = self._rows
         generation = self._generation()
         if generation != self._filled_at:
@@ -53,7 +54,7 @@ class ViewCache:
         todo = [i for i, row in enumerate(out) if row is None]
         if todo:
             block = vectors if len(todo) == len(keys) else vectors[todo]
-            fresh = encode_rows(derive(block, dims, dtype, normalize=normalize), encoding)
+            fresh = wire_rows(derive(block, dims, dtype, normalize=normalize), encoding)
             for i, row in zip(todo, fresh, strict=True):
                 out[i] = row
                 memo.put(view_keys[i], row)
@@ -63,6 +64,24 @@ class ViewCache:
                 if i not in fresh_rows:
                     memo.touch(vk)
         return out  # type: ignore[return-value]
+
+    async def rows_sliced(
+        self,
+        keys: Sequence[bytes],
+        vectors: NDArray[np.float32],
+        dims: int,
+        dtype: str,
+        encoding: str,
+        *,
+        normalize: bool = True,
+    ) -> list[Row]:
+        """As `rows`, a slice at a time when the answer is large (see slices.py)."""
+
+        def encode(start: int, stop: int) -> list[Row]:
+            block = vectors if stop - start == len(keys) else vectors[start:stop]
+            return self.rows(keys[start:stop], block, dims, dtype, encoding, normalize=normalize)
+
+        return await in_slices(len(keys), rows_per_slice(dims, dtype, encoding), encode)
 
     def clear(self) -> None:
         self._rows.clear()

@@ -181,7 +181,8 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
     state.update(model=spec.id, inputs=len(contents))
     result = await embedder.embed(contents, spec, params, near=req.near_duplicate)
     state.update(hits=result.hits, misses=result.misses)
-    rows = services.views.rows(result.keys, result.vectors, dims, dtype, encoding)
+    # A large answer is encoded a slice at a time: requests in flight run between slices.
+    rows = await services.views.rows_sliced(result.keys, result.vectors, dims, dtype, encoding)
     tokens = sum(result.tokens)
     body = EmbeddingsResponse(
         object="list",
