@@ -279,7 +279,7 @@ def main() -> None:
     ap.add_argument("--stage-frames", type=int)
     ap.add_argument("--chunks", type=int)
     ap.add_argument("--index-size", type=int)
-    ap.add_argument("--index-cache", type=Path, default=ROOT / "bench" / ".scratch",
+    ap.add_argument("--index-cache", default=str(ROOT / "bench" / ".scratch"),
                     help="where the built index is kept for later runs ('' for none)")  # fmt: skip
     add_write_flag(ap)
     args = ap.parse_args()
@@ -289,7 +289,7 @@ def main() -> None:
     frames = args.frames or (160 if args.quick else 2000)
     count = args.chunks or (1000 if args.quick else 13000)
     size = args.index_size or (20_000 if args.quick else 1_000_000)
-    cache = args.index_cache if str(args.index_cache) else None
+    cache = Path(args.index_cache) if args.index_cache else None
     sections, saved = [], {}
     if "replay" in only:
         shots, saved = screenshots(frames)
