@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import hypothesis
 import numpy as np
 import pytest
 from litestar import Litestar
@@ -25,6 +26,17 @@ if TYPE_CHECKING:
 
 UPSTREAM_KEY = "gateway-own-upstream-key"
 FAKE_BASE = "http://fake-gemini.test"
+# HYPOTHESIS_PROFILE=deep pytest: the nightly run, 20x the examples of every property test.
+DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
+hypothesis.settings.register_profile("deep", max_examples=1000)
+if DEEP:
+    hypothesis.settings.load_profile("deep")
+
+
+def examples(everyday: int) -> int:
+    """A property test's example count: `everyday` in the suite (its fast loop), 20x as many
+    under HYPOTHESIS_PROFILE=deep, which looks where the everyday run has no time to."""
+    return everyday * 20 if DEEP else everyday
 
 
 def make_settings(cache_dir: Path, **sections: dict[str, Any]) -> Settings:

@@ -8,12 +8,12 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, examples
 
 MODEL = "gemini-embedding-2"
 JSON = {"content-type": "application/json"}
 FUZZ = settings(
-    max_examples=50,
+    max_examples=examples(20),
     database=None,  # each run explores afresh; a failure prints its body
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

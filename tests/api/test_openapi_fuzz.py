@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
 from gateway.fake import FakeGemini
-from tests.conftest import make_app, make_settings
+from tests.conftest import examples, make_app, make_settings
 
 # One operation per distinct body (the aliases /embeddings and /v1beta/... share these bodies).
 BODIES = [
@@ -45,7 +45,7 @@ def test_generated_bodies_get_documented_answers_and_never_a_5xx(tmp_path: Path)
 
             @given(operation.as_strategy(generation_mode=mode))
             @settings(
-                max_examples=3,
+                max_examples=examples(3),
                 deadline=None,
                 derandomize=True,
                 database=None,

@@ -14,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from gateway.api.encoding.vector_json import encode_rows, rows_json
 from gateway.core.vectors import derive
+from tests.conftest import examples
 
 
 def parse(raw: msgspec.Raw) -> list[float]:
@@ -63,7 +64,7 @@ def test_extreme_float32_values_round_trip() -> None:
     assert np.array_equal(np.array(parse(rows_json(y)[0]), dtype=np.float32), y[0])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(
     hnp.arrays(
         np.float32,

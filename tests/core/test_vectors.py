@@ -19,6 +19,7 @@ from gateway.core.vectors import (
     quantize,
     rows_base64,
 )
+from tests.conftest import examples
 
 # Voyage's published example (docs "Flexible dimensions and quantization"): signs -+--++-+.
 VOYAGE = np.array(
@@ -261,7 +262,9 @@ SHAPES = (st.integers(1, 3072) | GEMINI_SIZES).flatmap(
         st.integers(0, 64), st.just(big), st.integers(1, big) | st.just(big) | st.just(-(-big // 4))
     )
 )
-PROPS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(
+    max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @PROPS

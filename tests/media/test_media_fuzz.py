@@ -17,6 +17,7 @@ from gateway.config import MediaSettings
 from gateway.content.model import Part
 from gateway.errors import GatewayError
 from gateway.media import media_part
+from tests.conftest import examples
 from tests.media.mutations import mutate, samples
 
 SETTINGS = MediaSettings(max_scan_steps=20_000)
@@ -43,7 +44,7 @@ def check(data: bytes) -> None:
 
 @pytest.mark.parametrize("name", list(samples()))
 @settings(
-    max_examples=40,
+    max_examples=examples(20),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],

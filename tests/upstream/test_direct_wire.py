@@ -23,7 +23,7 @@ from gateway.upstream.gemini import GeminiUpstream, Upstream
 from gateway.upstream.gemini_sdk import SdkGeminiUpstream
 from gateway.upstream.offload import BatchDecoder
 from gateway.upstream.wire import batch_body
-from tests.conftest import make_settings
+from tests.conftest import examples, make_settings
 
 Scope = MutableMapping[str, Any]
 MATTERS = ("content-type", "x-goog-api-key", "user-agent", "x-goog-api-client", "x-server-timeout")
@@ -153,7 +153,9 @@ def answers(draw: st.DrawFn) -> tuple[bytes, int, int]:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(20),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(answer=answers())
 async def test_random_valid_answers_decode_to_exactly_the_sdks_vectors(
