@@ -2,7 +2,8 @@
 
 The upstream here is gated: each call waits until the test lets it return; the first takes
 CALL_S of virtual time. Nothing is measured in wall time; a held batch can leave only when the
-virtual clock passes a quarter of the lane's typical call, or nothing is in flight any more.
+virtual clock passes three quarters of the lane's typical call (at most 250 ms), or nothing is
+in flight any more.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ async def settle(rounds: int = 50) -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_partial_batch_waits_a_quarter_call_while_one_is_in_flight_and_gathers_company(
+async def test_a_partial_batch_waits_for_company_while_a_call_is_in_flight(
     tmp_path: Path,
 ) -> None:
     scheduler, upstream = scheduler_on(tmp_path)
@@ -94,7 +95,7 @@ async def test_a_partial_batch_waits_a_quarter_call_while_one_is_in_flight_and_g
     others.append(miss(scheduler, "held 5"))  # an arrival makes the lane look again: not yet
     await settle()
     assert upstream.sizes == [1, 1]
-    upstream.time.advance(HOLD_S * 0.6)  # the hold (a quarter call, at most 250 ms) is over
+    upstream.time.advance(HOLD_S * 0.6)  # the hold (3/4 of a call, at most 250 ms) is over
     others.append(miss(scheduler, "held 6"))
     await until(lambda: len(upstream.sizes) == 3)
     assert upstream.sizes == [1, 1, 7]  # the call in flight is still out; the batch went anyway
@@ -103,6 +104,31 @@ async def test_a_partial_batch_waits_a_quarter_call_while_one_is_in_flight_and_g
         gate.set()
     for task in (first, *others):
         assert all(isinstance(o, Fetched) for o in (await task).values())
+    await scheduler.aclose()
+
+
+async def test_the_hold_is_three_quarters_of_a_typical_call_not_one_quarter(
+    tmp_path: Path,
+) -> None:
+    """Over sockets, 100 clients' requests reach the loop spread over more than a quarter of a
+    50 ms call: a quarter-call hold let most partial batches go alone (27-42 calls per 300)."""
+    scheduler, upstream = scheduler_on(tmp_path)
+    upstream.takes = [0.2]  # the lane's typical call: 200 ms, under the 250 ms cap
+    await one_call_in_flight(scheduler, upstream)
+    held = [miss(scheduler, "held 0")]
+    await settle()
+    upstream.time.advance(0.08)  # past a quarter call (50 ms), short of three quarters (150 ms)
+    held.append(miss(scheduler, "held 1"))  # an arrival makes the lane look again
+    await settle()
+    assert upstream.sizes == [1, 1]
+    upstream.time.advance(0.08)  # 160 ms: the hold is over
+    held.append(miss(scheduler, "held 2"))
+    await until(lambda: len(upstream.sizes) == 3)
+    assert upstream.sizes == [1, 1, 3]
+    upstream.open_all = True
+    for gate in upstream.gates:
+        gate.set()
+    await asyncio.gather(*held)
     await scheduler.aclose()
 
 
