@@ -6,6 +6,7 @@ aliases, switching it off stops reading them, and no stored vector changes meani
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import unicodedata
@@ -23,6 +24,8 @@ CANON_VERSION = b"gw-canon-v1"
 _TRAILING = re.compile(r"[ \t\f\v]+$", re.MULTILINE)
 # Decoded pixels, not bytes: more than this many is a decompression bomb, not a screenshot.
 MAX_PIXELS = 64 * 1024 * 1024
+POOL_BLOCKS = 8  # Pillow's freed image buffers kept for the next frame (see _keep_freed_blocks)
+POOL_BLOCK_BYTES = 4 * 1024 * 1024  # each at most: a 1280x800 frame in one, 32 MiB kept at most
 
 
 def canonical_text(text: str, level: str) -> str:
@@ -34,10 +37,26 @@ def canonical_text(text: str, level: str) -> str:
     return unicodedata.normalize("NFC", text) if level == "nfc" else text
 
 
+@functools.cache
+def _keep_freed_blocks() -> None:
+    """Once, at the first image decoded: Pillow keeps freed image buffers for the next one.
+
+    By default Pillow frees every buffer at once, so each 1280x800 frame's 4 MB is mapped
+    afresh: ~1,000 page faults in the decode and as many in the pixel key's copy after it, ~4
+    of a frame's ~12 ms of CPU. At most POOL_BLOCKS blocks of POOL_BLOCK_BYTES are kept (fewer
+    than 8 measured no better than none: a frame's thumbnails take blocks too); PILLOW_BLOCKS_MAX
+    set higher or PILLOW_BLOCK_SIZE set lower wins."""
+    from PIL import _imaging as core  # what PIL.Image.core is
+
+    core.set_block_size(min(core.get_block_size(), POOL_BLOCK_BYTES))
+    core.set_blocks_max(max(core.get_blocks_max(), POOL_BLOCKS))
+
+
 def decode_image(data: bytes) -> Image:
     """The decoded image (Pillow, imported only when a byte key missed and a stage is on)."""
     from PIL import Image as PILImage
 
+    _keep_freed_blocks()
     image = PILImage.open(io.BytesIO(data))  # reads the header only
     if image.width * image.height > MAX_PIXELS:
         raise ValueError(f"{image.width}x{image.height} is more pixels than a screen")

@@ -57,3 +57,32 @@ def test_a_pixel_counts_as_changed_past_the_tolerance_in_any_channel_either_way(
     for a, b in ((other, base), (base, other)):
         verdict = compare_images(thumb(a), thumb(b), STRICT)
         assert verdict.ok and abs(verdict.similarity - 0.97) < 1e-9, verdict
+
+
+def test_decoding_keeps_pillows_freed_buffers_for_the_next_frame() -> None:
+    """Freed frame buffers re-mapped per frame cost ~4 ms of page faults; an operator's own
+    PILLOW_BLOCKS_MAX / PILLOW_BLOCK_SIZE are kept when they ask for more reuse."""
+    from PIL import _imaging as core
+
+    from gateway.similar import canonical
+
+    saved = core.get_blocks_max(), core.get_block_size()
+    try:
+        for operator, expected in (((0, 16 << 20), (8, 4 << 20)), ((32, 1 << 20), (32, 1 << 20))):
+            core.set_blocks_max(operator[0])
+            core.set_block_size(operator[1])
+            canonical._keep_freed_blocks.cache_clear()
+            canonical.decode_image(png_bytes())
+            assert (core.get_blocks_max(), core.get_block_size()) == expected
+    finally:
+        core.set_blocks_max(saved[0])
+        core.set_block_size(saved[1])
+        canonical._keep_freed_blocks.cache_clear()
+
+
+def png_bytes() -> bytes:
+    import io
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(out, format="PNG")
+    return out.getvalue()
