@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import datetime
 import logging
 import os
 import sys
@@ -17,6 +18,10 @@ import structlog
 from gateway.config import LogSettings
 
 _sink: LineSink | None = None
+# The JSON pipeline configure_logging installed and the logger its lines go to: write_event runs
+# it without structlog's per-call layers. None under the console renderer.
+_json_pipeline: tuple[Any, ...] | None = None
+_json_logger: structlog.BytesLogger | None = None
 _SINKS: weakref.WeakSet[LineSink] = weakref.WeakSet()
 _fork_hook = False
 
@@ -129,17 +134,63 @@ def configure_logging(settings: LogSettings) -> None:
         factory = structlog.BytesLoggerFactory(file=_sink)  # type: ignore[arg-type]  # write+flush suffice
     else:
         factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        UtcStamper(),
+        structlog.processors.format_exc_info,
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.level.upper()]
         ),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    global _json_pipeline, _json_logger
+    _json_pipeline, _json_logger = (
+        (None, None) if fmt == "console" else (tuple(processors), factory())
+    )
+
+
+def write_event(method: str, event_dict: dict[str, Any]) -> bool:
+    """Write one event (`method`: info, warning, ...) as the configured JSON pipeline renders it,
+    without structlog's per-call layers (~5 us of a cache hit's request line). False, and nothing
+    written, when that pipeline is not the one in place: the console renderer, or a test that
+    captures logs (structlog.testing.capture_logs swaps the processors)."""
+    pipeline, logger = _json_pipeline, _json_logger
+    # capture_logs empties and refills the configured list in place: compare what it holds.
+    if (
+        pipeline is None
+        or logger is None
+        or tuple(structlog.get_config()["processors"]) != pipeline
+    ):
+        return False
+    rendered: Any = event_dict
+    for processor in pipeline:
+        rendered = processor(logger, method, rendered)
+    logger.msg(rendered)
+    return True
+
+
+class UtcStamper:
+    """structlog's TimeStamper(fmt="iso", utc=True), the same text ("2026-01-02T03:04:05.678901Z",
+    no fraction at a whole second as datetime.isoformat), with the part up to the second formatted
+    once per second: a third of the cost on every line."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self._second:
+            moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+            self._prefix = moment.isoformat().removesuffix("+00:00")
+            self._second = second
+        event_dict["timestamp"] = f"{self._prefix}.{micros:06d}Z" if micros else self._prefix + "Z"
+        return event_dict

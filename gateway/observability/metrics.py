@@ -4,7 +4,6 @@ scheduler figures read at scrape time."""
 from __future__ import annotations
 
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from gateway.config import ModelSpec, PricingSettings
 from gateway.content.model import Content, estimate_tokens
 from gateway.observability.request_log import current_state
 from gateway.observability.shared_figures import shared_families
+from gateway.observability.tally import CounterCell, HistogramCell, TallyCounter, TallyHistogram
 from gateway.observability.upstream_figures import Offline, UpstreamFigures
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -37,7 +37,10 @@ _DONE = "gateway.metered"
 
 
 class GatewayMetrics:
-    """The app's metrics; also the embedder's observer and a before-send hook."""
+    """The app's metrics; also the embedder's observer and a before-send hook.
+
+    What every request counts (requests, durations, lookups, savings) is kept in tally families
+    (observability/tally.py): an attribute addition per event instead of a locked increment."""
 
     def __init__(
         self, pricing: PricingSettings, cache: VectorCache, scheduler: UpstreamFigures | None
@@ -45,47 +48,47 @@ class GatewayMetrics:
         self.pricing = pricing
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
+        self.requests = TallyCounter(
             "gateway_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
         )
-        self.duration = Histogram(
+        self.duration = TallyHistogram(
             "gateway_request_duration_seconds",
             "Time from the request's arrival to its last response byte",
             ["route"],
             buckets=_LATENCY,
             registry=r,
         )
-        self.inputs = Histogram(
+        self.inputs = TallyHistogram(
             "gateway_request_inputs",
             "Embeddings asked for per request",
             buckets=_INPUTS,
             registry=r,
         )
-        self.lookups = Counter(
+        self.lookups = TallyCounter(
             "gateway_cache_lookups",
             "Inputs looked up in the cache, by result (hit|miss)",
             ["model", "modality", "result"],
             registry=r,
         )
-        self.saved_tokens = Counter(
+        self.saved_tokens = TallyCounter(
             "gateway_saved_tokens",
             "Tokens served from the cache instead of being bought upstream",
             ["model", "modality"],
             registry=r,
         )
-        self.saved_dollars = Counter(
+        self.saved_dollars = TallyCounter(
             "gateway_saved_dollars",
             "US dollars not spent upstream thanks to cache hits, at the [pricing] table",
             ["model", "modality"],
             registry=r,
         )
-        self.upstream_wait = Histogram(
+        self.upstream_wait = TallyHistogram(
             "gateway_upstream_wait_seconds",
             "Time a request with misses waited for the upstream",
             buckets=_UPSTREAM,
             registry=r,
         )
-        self.upstream_calls = Histogram(
+        self.upstream_calls = TallyHistogram(
             "gateway_upstream_call_duration_seconds",
             "Duration of each upstream call, by outcome (ok or the error class)",
             ["outcome"],
@@ -117,6 +120,9 @@ class GatewayMetrics:
         self.scheduler: UpstreamFigures = scheduler if scheduler is not None else Offline()
         r.register(_ScrapeCollector(cache, self.scheduler))
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # (route, method, status) -> that answer's request counter and duration histogram
+        self._answered: dict[tuple[str, str, int], tuple[CounterCell, HistogramCell]] = {}
+        self._prices: dict[str, float] = {}  # modality -> dollars per token
         # Told of every finished request with its seconds (the console's timeline, when on).
         self.on_request: list[Callable[[Scope, dict[str, Any], int, float], None]] = []
         self.scheduler.observe_calls(self.upstream_call)
@@ -141,49 +147,43 @@ class GatewayMetrics:
         found: Mapping[bytes, Cached],
     ) -> None:
         """Count each input's hit or miss; a hit saves its tokens at its modality's price."""
-        results: Tally[tuple[str, str]] = Tally()
-        saved: Tally[str] = Tally()
-        dollars: dict[str, float] = {}
-        for content, key in zip(contents, keys, strict=True):
-            modality = content.modality
-            hit = found.get(key)
-            results[(modality, "miss" if hit is None else "hit")] += 1
-            if hit is not None:
-                saved[modality] += hit.tokens
-                price = self._price(content, modality, hit.tokens)
-                dollars[modality] = dollars.get(modality, 0.0) + price
         state = current_state()
         if state is not None:
             state.setdefault("upstream_ms", 0.0)
             state["coalesced"] = state.get("coalesced", 0) + self._in_flight(keys, found)
-        for (modality, result), n in results.items():
-            self._child(self.lookups, spec.id, modality, result).inc(n)
-        for modality, tokens in saved.items():
-            self._child(self.saved_tokens, spec.id, modality).inc(tokens)
-            self._child(self.saved_dollars, spec.id, modality).inc(dollars[modality])
+        model = spec.id
+        lookups = self.lookups
+        for content, key in zip(contents, keys, strict=True):
+            modality = content.modality
+            hit = found.get(key)
+            if hit is None:
+                lookups.labels(model, modality, "miss").value += 1
+                continue
+            lookups.labels(model, modality, "hit").value += 1
+            self.saved_tokens.labels(model, modality).value += hit.tokens
+            self.saved_dollars.labels(model, modality).value += self._price(
+                content, modality, hit.tokens
+            )
 
     def hits_replay(
         self, spec: ModelSpec, contents: Sequence[Content], tokens: Sequence[int]
     ) -> Callable[[], None]:
         """A callable that counts these inputs once more as hits, for a memoised answer."""
-        counts: Tally[str] = Tally()
-        saved: Tally[str] = Tally()
-        dollars: dict[str, float] = {}
+        amounts: dict[CounterCell, float] = {}
+        model = spec.id
         for content, spent in zip(contents, tokens, strict=True):
             modality = content.modality
-            counts[modality] += 1
-            saved[modality] += spent
-            dollars[modality] = dollars.get(modality, 0.0) + self._price(content, modality, spent)
-        steps: list[tuple[Any, float]] = [
-            (self._child(self.lookups, spec.id, m, "hit"), n) for m, n in counts.items()
-        ]
-        for modality, spent in saved.items():
-            steps.append((self._child(self.saved_tokens, spec.id, modality), spent))
-            steps.append((self._child(self.saved_dollars, spec.id, modality), dollars[modality]))
+            for cell, amount in (
+                (self.lookups.labels(model, modality, "hit"), 1.0),
+                (self.saved_tokens.labels(model, modality), float(spent)),
+                (self.saved_dollars.labels(model, modality), self._price(content, modality, spent)),
+            ):
+                amounts[cell] = amounts.get(cell, 0.0) + amount
+        steps = list(amounts.items())
 
         def replay() -> None:
-            for child, amount in steps:
-                child.inc(amount)
+            for cell, amount in steps:
+                cell.value += amount
 
         return replay
 
@@ -204,7 +204,10 @@ class GatewayMetrics:
         )
 
     def _per_token(self, modality: str) -> float:
-        return float(getattr(self.pricing, modality, 0.0)) / 1e6
+        price = self._prices.get(modality)
+        if price is None:
+            price = self._prices[modality] = float(getattr(self.pricing, modality, 0.0)) / 1e6
+        return price
 
     def reused(self, spec: ModelSpec, reuses: Sequence[tuple[Content, str, float]]) -> None:
         """Count inputs served through another key's vector; the log line gets `near`."""
@@ -230,9 +233,16 @@ class GatewayMetrics:
     def request_done(self, scope: Scope, state: dict[str, Any], status: int) -> None:
         """Count the request and its latency once its last body chunk leaves (a finisher)."""
         route = scope.get("path_template") or "unmatched"
-        self._child(self.requests, route, str(scope.get("method", "")), str(status)).inc()
+        method: str = scope.get("method", "")  # type: ignore[assignment]  # HTTP scopes only
+        answered = self._answered.get((route, method, status))
+        if answered is None:
+            answered = self._answered[route, method, status] = (
+                self.requests.labels(route, method, str(status)),
+                self.duration.labels(route),
+            )
         seconds = time.perf_counter() - state["t0"]
-        self._child(self.duration, route).observe(seconds)
+        answered[0].value += 1
+        answered[1].observe(seconds)
         for observe in self.on_request:
             observe(scope, state, status, seconds)
         inputs = state.get("inputs")

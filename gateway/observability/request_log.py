@@ -14,8 +14,11 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import Message, Scope
 
+from gateway.observability.logs import write_event
+
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # fullmatch: `$` would let a "\n" through
 _LOG_KEY = "gateway.log"
+_NOT_LOGGED = frozenset(("t0", "logged", "status"))
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 log = structlog.get_logger("gateway.request")
 _CURRENT: ContextVar[dict[str, Any] | None] = ContextVar("gateway_request_state", default=None)
@@ -98,9 +101,13 @@ def _log_line(scope: Scope, state: dict[str, Any], static_fields: Mapping[str, A
     level = "error" if status >= 500 else "warning" if status >= 400 else "info"
     if not log.is_enabled_for(_LEVELS[level]):
         return
-    fields = {k: v for k, v in state.items() if k not in ("t0", "logged", "status")}
-    fields.update(static_fields)
-    fields["request_id"] = request_id(scope)
-    fields["total_ms"] = round((time.perf_counter() - state["t0"]) * 1000, 3)
-    route = scope.get("path", "")
-    getattr(log, level)("request", method=scope.get("method"), route=route, status=status, **fields)
+    line: dict[str, Any] = {"method": scope.get("method"), "route": scope.get("path", "")}
+    line["status"] = status
+    line.update((k, v) for k, v in state.items() if k not in _NOT_LOGGED)
+    line.update(static_fields)
+    line["request_id"] = request_id(scope)
+    line["total_ms"] = round((time.perf_counter() - state["t0"]) * 1000, 3)
+    line["event"] = "request"
+    if not write_event(level, line):  # the pipeline is not the JSON one: structlog's own path
+        event = line.pop("event")
+        getattr(log, level)(event, **line)

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from litestar.types import Scope
 from prometheus_client import Counter
+from prometheus_client.registry import Collector
 
 from gateway.observability.metrics import GatewayMetrics
 
@@ -90,8 +91,9 @@ def percentile(counts: Mapping[int, int], q: float) -> float | None:
     return None  # unreachable: the loop reaches n
 
 
-def by_label(counter: Counter, label: str) -> dict[str, float]:
-    """A counter's `_total` samples summed by one label (prometheus-client's public collect)."""
+def by_label(counter: Collector, label: str) -> dict[str, float]:
+    """A counter's `_total` samples summed by one label (prometheus-client's public collect;
+    tally families, observability/tally.py, collect the same way)."""
     out: dict[str, float] = {}
     for family in counter.collect():
         for sample in family.samples:

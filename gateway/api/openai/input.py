@@ -28,6 +28,7 @@ _OFF_LOOP_TOKENS = 64 * 1024
 _LONG_TEXT_CHARS = 2048
 _REMOTE_CONCURRENCY = 4
 _MEDIA_FIELDS = {"image_url": "image", "video_url": "video", "input_audio": "audio", "file": None}
+_WHOLE_INPUT = ("input",)
 _AUDIO_FORMATS = {"wav": "audio/wav", "mp3": "audio/mp3"}
 
 
@@ -59,6 +60,12 @@ async def parse_input(
     size held in `budget`, the process's bound on media in work; inline media came in the body,
     which api/http/limits.py already holds budget for.
     """
+    if type(raw) is str and len(raw) <= _LONG_TEXT_CHARS:
+        # The commonest request, one short text: no parts to name, load or hold budget for.
+        content = Content(parts=(Part.of_text(raw),))
+        if spec is not None:
+            check_limits(content, spec, param="input", part_params=_WHOLE_INPUT)
+        return [content]
     media = media or MediaSettings()
     elements = walk_input(raw, max_inputs=max_inputs)
     sources = [s for _, slots in elements for _, s in slots if isinstance(s, MediaSource)]
