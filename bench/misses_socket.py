@@ -22,6 +22,7 @@ from bench.http_servers import Server
 
 LATENCY_MS = 50
 CLIENTS, EACH = 100, 3
+LOOPS = 3
 _CALLS = re.compile(r"^gateway_upstream_calls(?:_total)?\s+([0-9.e+]+)$", re.MULTILINE)
 
 
@@ -52,7 +53,7 @@ async def closed_loop(url: str, tag: str) -> tuple[int, float]:
         return await upstream_calls(http) - before, seconds
 
 
-def side(kind: str, fake: Server, items: int, hold: bool = True) -> dict[str, float]:
+def side(kind: str, fake: Server, items: int, hold: bool = True) -> dict[str, float | str]:
     """One gateway process: throughput (with the fake's CPU meanwhile) and the closed loop."""
     with tempfile.TemporaryDirectory(prefix="bench-misses-socket-") as cache_dir:
         server = gateway(kind, fake.url, cache_dir)
@@ -63,14 +64,19 @@ def side(kind: str, fake: Server, items: int, hold: bool = True) -> dict[str, fl
             fake_cpu = fake.cpu_seconds()
             seconds = asyncio.run(misses(server.url, items, f"{kind} {time.time_ns()}"))
             fake_cpu = fake.cpu_seconds() - fake_cpu
-            calls, loop_s = asyncio.run(closed_loop(server.url, f"loop {kind} {time.time_ns()}"))
+            # Three loops back to back: the clients fall out of step after the first one.
+            loops = [
+                asyncio.run(closed_loop(server.url, f"loop {kind} {r} {time.time_ns()}"))
+                for r in range(LOOPS)
+            ]
         finally:
             server.stop()
     return {
         "rate": items / seconds,
         "fake_busy": fake_cpu / seconds,
-        "calls": calls,
-        "loop_s": loop_s,
+        "calls": max(calls for calls, _ in loops),
+        "all_calls": " / ".join(str(calls) for calls, _ in loops),
+        "loop_s": max(seconds for _, seconds in loops),
     }
 
 
@@ -86,7 +92,7 @@ def socket_rows(quick: bool) -> list[str]:
         no_hold = side("direct", fake, 200, hold=False)
     finally:
         fake.stop()
-    ratio = direct["rate"] / sdk["rate"]
+    ratio = float(direct["rate"]) / float(sdk["rate"])
     return [
         f"| over sockets (gateway and FakeGemini each a process, {LATENCY_MS} ms): miss"
         f" throughput at 3072 dims, {items:,} new inputs in 100-input requests, 10 at a time:"
@@ -95,9 +101,9 @@ def socket_rows(quick: bool) -> list[str]:
         f" {direct['fake_busy']:.0%} of a core | >= 4x, or the fake's ceiling (~100% of a"
         " core) |",
         f"| over sockets: closed loop, {CLIENTS} clients x {EACH} one-input requests, upstream"
-        f" calls: SDK path / direct path, holding for company | {sdk['calls']:.0f}"
-        f" ({sdk['loop_s']:.2f} s) / **{direct['calls']:.0f}** ({direct['loop_s']:.2f} s) |"
-        " <= 12 |",
-        f"| the same, direct path, without holding (the baseline) | {no_hold['calls']:.0f}"
-        f" ({no_hold['loop_s']:.2f} s) | |",
+        f" calls in each of {LOOPS} loops back to back: SDK path / direct path, holding for"
+        f" company | {sdk['all_calls']} / **{direct['all_calls']}** (slowest loop"
+        f" {sdk['loop_s']:.2f} / {direct['loop_s']:.2f} s) | <= 12 |",
+        f"| the same, direct path, without holding (the baseline) | {no_hold['all_calls']}"
+        f" (slowest {no_hold['loop_s']:.2f} s) | |",
     ]
