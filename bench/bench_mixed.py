@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -47,6 +48,7 @@ from bench.outputs import SCRATCH, add_write_flag, outputs  # noqa: E402
 
 MODEL = "gemini-embedding-2"
 HIT = {"model": MODEL, "input": "warm", "encoding_format": "base64"}
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 EVERY_S = 0.005  # one hit scheduled every 5 ms
 ALONE_HITS = 200
 BATCHES, BATCH = 10, 100
@@ -67,7 +69,7 @@ def fake_gemini(latency_ms: float = 0.0) -> Server:
 
 
 def gateway(
-    kind: str, upstream_url: str, cache_dir: str, probe: Path | None, debug: bool
+    kind: str, upstream_url: str, cache_dir: str, probe: Path | None, debug: bool, trace: bool
 ) -> Server:
     """The gateway on granian, one worker, the response memo off, upstream path `kind`."""
     port = free_port()
@@ -81,7 +83,7 @@ def gateway(
         "GATEWAY_UPSTREAM_BASE_URL": upstream_url,
         "GATEWAY_CACHE_DIR": cache_dir,
         "GATEWAY_CACHE_RESPONSE_MEMORY_BYTES": "0",
-        "GATEWAY_LOG_LEVEL": "warning",
+        "GATEWAY_LOG_LEVEL": "info" if trace else "warning",  # info: a line per request
     }
     if probe is not None:
         env["GATEWAY__LOOP_PROBE"] = str(probe)
@@ -100,6 +102,7 @@ class HitClient:
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.request = head.encode() + body
+        self.trace: list[tuple[float, float, str]] | None = None  # (sent, answered, request id)
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -108,6 +111,7 @@ class HitClient:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
+        sent = time.time()
         self.writer.write(self.request)
         head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
         status = head.split(" ", 2)[1]
@@ -117,12 +121,48 @@ class HitClient:
             if line.startswith("content-length:")
         )
         body = await self.reader.readexactly(length)
+        if self.trace is not None:
+            rid = head.split("x-request-id:", 1)[1].split("\r\n", 1)[0].strip()
+            self.trace.append((sent, time.time(), rid))
         if status != "200" or "\r\nx-cache: hit\r\n" not in head:
             raise RuntimeError(f"warm hit answered {status}: {body[:200]!r}")
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def cpu_split(server: Server) -> dict[str, float]:
+    """CPU seconds so far of the gateway's processes: its serving loop's thread (the worker's
+    main thread), the worker's other threads (granian's I/O, cache and pool threads) and the
+    decode worker process."""
+    assert server.proc is not None
+    pgid = os.getpgid(server.proc.pid)
+    out = {"loop": 0.0, "threads": 0.0, "decoder": 0.0, "loop runnable, waiting": 0.0}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            decoder = b"multiprocessing" in (proc / "cmdline").read_bytes()
+            tasks = [
+                (int(t.name), (t / "stat").read_text().rsplit(")", 1)[1].split())
+                for t in (proc / "task").iterdir()
+            ]
+        except OSError:
+            continue
+        if int(proc.name) == server.proc.pid:
+            continue  # granian's supervisor: it only watches the worker
+        for tid, fields in tasks:
+            seconds = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+            role = "decoder" if decoder else "loop" if tid == int(proc.name) else "threads"
+            out[role] += seconds
+            if role == "loop":  # runnable but not running: the OS gave the core to another
+                try:
+                    waited = (proc / "task" / str(tid) / "schedstat").read_text().split()[1]
+                except OSError:
+                    continue
+                out["loop runnable, waiting"] = int(waited) / 1e9
+    return out
 
 
 def percentiles(latencies_ms: list[float]) -> dict[str, float]:
@@ -165,18 +205,21 @@ def burst_process(
         async with httpx.AsyncClient(base_url=url, timeout=ROUND_TIMEOUT_S, limits=limits) as c:
             conn.send("ready")
             conn.recv()  # "go"
-            t0, wall0 = time.perf_counter(), time.time()
+            t0, wall0, cpu0 = time.perf_counter(), time.time(), time.process_time()
             answers = await asyncio.gather(*(c.post("/v1/embeddings", json=b) for b in batches))
             elapsed, wall1 = time.perf_counter() - t0, time.time()
         bad = [
             a.status_code for a in answers if a.status_code != 200 or a.headers["x-cache"] != "MISS"
         ]
-        return {"misses_s": elapsed, "window": (wall0, wall1), "bad": bad}
+        cpu = time.process_time() - cpu0
+        return {"misses_s": elapsed, "window": (wall0, wall1), "bad": bad, "client_cpu": cpu}
 
     conn.send(asyncio.run(burst()))
 
 
-async def one_round(client: HitClient, url: str, index: int, encoding: str) -> dict[str, Any]:
+async def one_round(
+    client: HitClient, server: Server, fake: Server, index: int, encoding: str
+) -> dict[str, Any]:
     """Hits alone, then hits during a burst of BATCHES x BATCH new inputs from a child process."""
     alone = await paced_hits(client, asyncio.Event(), ALONE_HITS)
     ours, theirs = multiprocessing.Pipe()
@@ -184,16 +227,18 @@ async def one_round(client: HitClient, url: str, index: int, encoding: str) -> d
     context = multiprocessing.get_context("spawn")
     shape = (BATCHES, BATCH)  # passed on: the child imports this module afresh
     child = context.Process(
-        target=burst_process, args=(url, shape, tag, encoding, theirs), daemon=True
+        target=burst_process, args=(server.url, shape, tag, encoding, theirs), daemon=True
     )
     child.start()
     try:
         await _answer(ours, child, 60)  # "ready": imports done
         done = asyncio.Event()
         sampler = asyncio.create_task(paced_hits(client, done, 1_000_000))
+        cpu_before = {**cpu_split(server), "fake": fake.cpu_seconds()}
         ours.send("go")
         try:
             burst = await _answer(ours, child, ROUND_TIMEOUT_S)
+            cpu_after = {**cpu_split(server), "fake": fake.cpu_seconds()}
         finally:
             done.set()
             during = await sampler
@@ -203,7 +248,9 @@ async def one_round(client: HitClient, url: str, index: int, encoding: str) -> d
             child.kill()
     if burst["bad"]:
         raise RuntimeError(f"miss burst answered {burst['bad']}")
-    return {**burst, "alone": percentiles(alone), "during": percentiles(during)}
+    cpu = {role: cpu_after[role] - cpu_before[role] for role in cpu_after}
+    cpu["burst client"] = burst.pop("client_cpu")
+    return {**burst, "cpu": cpu, "alone": percentiles(alone), "during": percentiles(during)}
 
 
 async def _answer(conn: Connection, child: BaseProcess, timeout_s: float) -> Any:
@@ -215,15 +262,22 @@ async def _answer(conn: Connection, child: BaseProcess, timeout_s: float) -> Any
     return conn.recv()
 
 
-def measure(
-    kind: str, upstream_url: str, rounds: int, encoding: str, probe: bool, debug: bool
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Options:
+    rounds: int
+    encoding: str  # of the misses' answers
+    probe: bool  # LoopProbe in the gateway
+    debug: bool  # and asyncio debug's slow callbacks
+    trace: bool  # each hit's time split: before the app, in it, after
+
+
+def measure(kind: str, fake: Server, opts: Options) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-mixed-") as cache_dir:
-        probe_path = SCRATCH / f"loop-probe-{kind}.jsonl" if probe else None
+        probe_path = SCRATCH / f"loop-probe-{kind}.jsonl" if opts.probe or opts.debug else None
         if probe_path is not None:
             SCRATCH.mkdir(parents=True, exist_ok=True)
             probe_path.unlink(missing_ok=True)
-        server = gateway(kind, upstream_url, cache_dir, probe_path, debug)
+        server = gateway(kind, fake.url, cache_dir, probe_path, opts.debug, opts.trace)
         server.start(ready_path="/healthz")
         try:
             # The hit's vector, then one batch of misses: the decode worker starts on the first
@@ -233,20 +287,51 @@ def measure(
                 first = httpx.post(server.url + "/v1/embeddings", json=body, timeout=60)
                 if first.status_code != 200:
                     raise RuntimeError(f"warm-up answered {first.status_code}: {first.text[:300]}")
-            return asyncio.run(_rounds(kind, server, rounds, encoding, probe_path))
+            client = HitClient(server.port)
+            client.trace = [] if opts.trace else None
+            results = asyncio.run(_rounds(kind, server, fake, client, opts, probe_path))
         finally:
             server.stop()
+        if client.trace is not None and server.log_path is not None:
+            for r in results:
+                r["trace"] = trace_split(client.trace, server.log_path, r["window"])
+        return results
+
+
+def trace_split(
+    trace: list[tuple[float, float, str]], log: Path, window: tuple[float, float]
+) -> dict[str, float]:
+    """p50 / p99 of the hits sent during `window`: before the app saw them (granian, the OS),
+    in the app (the request line's total_ms) and after (the answer's way back)."""
+    spans: dict[str, tuple[float, float]] = {}
+    for line in log.read_text().splitlines():
+        if line.startswith("{") and '"request_id"' in line:
+            entry = json.loads(line)
+            end = dt.datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp()
+            spans[entry["request_id"]] = (end - entry["total_ms"] / 1000, end)
+    parts: dict[str, list[float]] = {"before": [], "in": [], "after": []}
+    for sent, answered, rid in trace:
+        if window[0] <= sent <= window[1] and rid in spans:
+            began, ended = spans[rid]
+            parts["before"].append(max(0.0, began - sent) * 1000)
+            parts["in"].append((ended - began) * 1000)
+            parts["after"].append(max(0.0, answered - ended) * 1000)
+    out: dict[str, float] = {}
+    for name, values in parts.items():
+        if values:
+            pct = percentiles(values)
+            out[f"{name} p50"], out[f"{name} p99"] = pct["p50"], pct["p99"]
+    return out
 
 
 async def _rounds(
-    kind: str, server: Server, rounds: int, encoding: str, probe_path: Path | None
+    kind: str, server: Server, fake: Server, client: HitClient, opts: Options, probe: Path | None
 ) -> list[dict[str, Any]]:
-    client = HitClient(server.port)
     results = []
     try:
-        for index in range(rounds):
-            r = await one_round(client, server.url, index, encoding)
-            r["kind"] = kind
+        for index in range(opts.rounds):
+            r = await one_round(client, server, fake, index, opts.encoding)
+            r["kind"], r["round"] = kind, index + 1
             results.append(r)
             print(
                 f"{kind} round {index + 1}: {BATCHES * BATCH:,} misses in {r['misses_s']:.2f} s;"
@@ -256,10 +341,10 @@ async def _rounds(
             )
     finally:
         client.close()
-    if probe_path is not None:
+    if probe is not None:
         await asyncio.sleep(0.7)  # the probe writes its records every 0.5 s
         for r in results:
-            r["probe"] = probe_summary(probe_path, r["window"])
+            r["probe"] = probe_summary(probe, r["window"])
     return results
 
 
@@ -306,13 +391,50 @@ def report(results: list[dict[str, Any]], command: str, load: float, encoding: s
         "hit p99 | hit max | alone: p50 / p99 |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for i, r in enumerate(results, 1):
+    for r in results:
+        i = r["round"]
         d, a = r["during"], r["alone"]
         lines.append(
             f"| {r.get('kind', 'direct')} | {i} | {r['misses_s']:.2f} s | {d['n']} |"
             f" {d['p50']:.1f} ms | {d['p99']:.1f} ms | "
             f"{d['max']:.1f} ms | {a['p50']:.2f} / {a['p99']:.2f} ms |"
         )
+    lines += [
+        "",
+        "CPU seconds during each burst, from /proc: the gateway's serving loop (the worker's "
+        "main thread), how long that loop was runnable but waiting for a core (schedstat), the "
+        "worker's other threads, its decode worker, FakeGemini, and the burst's client.",
+        "",
+        "| upstream | round | loop | loop waiting for a core | other threads | decoder |"
+        " FakeGemini | burst client |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        i = r["round"]
+        c = r["cpu"]
+        lines.append(
+            f"| {r['kind']} | {i} | {c['loop']:.2f} | {c['loop runnable, waiting']:.2f} |"
+            f" {c['threads']:.2f} | {c['decoder']:.2f} | {c['fake']:.2f} |"
+            f" {c['burst client']:.2f} |"
+        )
+    traced = [r for r in results if r.get("trace")]
+    if traced:
+        lines += [
+            "",
+            "Where a hit's time went during the burst (--trace: the gateway's request lines"
+            " against this client's clock): before the app saw it, in the app, after.",
+            "",
+            "| upstream | round | before p50 / p99 | in the app p50 / p99 | after p50 / p99 |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for r in results:
+            i, t = r["round"], r.get("trace")
+            if t:
+                lines.append(
+                    f"| {r['kind']} | {i} | {t['before p50']:.1f} / {t['before p99']:.1f} ms |"
+                    f" {t['in p50']:.1f} / {t['in p99']:.1f} ms |"
+                    f" {t['after p50']:.1f} / {t['after p99']:.1f} ms |"
+                )
     probed = [r for r in results if "probe" in r]
     if probed:
         lines += [
@@ -354,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--probe", action="store_true", help="record the serving loop's lag")
     parser.add_argument("--debug", action="store_true", help="--probe plus slow callbacks")
+    parser.add_argument(
+        "--trace", action="store_true", help="split each hit's time: before, in, after the app"
+    )
     add_write_flag(parser)
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -365,8 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         fake.start(ready_path="/")
         results = []
         for kind in [args.only] if args.only else KINDS:
-            probe = args.probe or args.debug
-            results += measure(kind, fake.url, rounds, args.encoding, probe, args.debug)
+            opts = Options(rounds, args.encoding, args.probe, args.debug, args.trace)
+            results += measure(kind, fake, opts)
     finally:
         fake.stop()
     command = " ".join(["python bench/bench_mixed.py", *(sys.argv[1:] if argv is None else argv)])

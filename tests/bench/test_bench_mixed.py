@@ -43,4 +43,5 @@ def test_runs_on_its_own_and_stops_the_processes_it_started(
         assert server.proc is not None and server.proc.poll() is not None  # stopped
     text = (tmp_path / "results" / "mixed.md").read_text()
     assert "| direct | 1 | " in text and "10 misses took" in text
+    assert "loop waiting for a core" in text  # the CPU section
     assert "late wakes" in text  # the loop probe's section
