@@ -104,9 +104,10 @@ def install_loop_probe(app: Litestar, path: str | None = None) -> None:
 
 
 class LoopProbe(logging.Handler):
-    """Writes JSON lines to `path`: each 1 ms sleep that woke over 2 ms late (`lag`), each gc
-    collection (`gc`: generation and pause) and, with `slow_callbacks`, asyncio debug's log of
-    callbacks that ran over 5 ms (`slow`). Every record has `t`, wall-clock seconds."""
+    """Writes JSON lines to `path`: `start` (the worker's pid), each 1 ms sleep that woke over
+    2 ms late (`lag`), each gc collection (`gc`: generation and pause) and, with `slow_callbacks`,
+    asyncio debug's log of callbacks that ran over 5 ms (`slow`). Every record has `t`, wall-clock
+    seconds. Records are buffered and appended every 0.5 s and at shutdown."""
 
     def __init__(self, path: str, *, slow_callbacks: bool = False, tick_s: float = 0.001) -> None:
         super().__init__(logging.WARNING)
@@ -125,6 +126,7 @@ class LoopProbe(logging.Handler):
             loop.slow_callback_duration = 0.005
             logging.getLogger("asyncio").addHandler(self)
         gc.callbacks.append(self._on_gc)
+        self._events.append({"t": time.time(), "kind": "start", "pid": os.getpid()})
         self._task = loop.create_task(self._run())
 
     async def stop(self) -> None:
