@@ -3,13 +3,14 @@
 A miss joins the identical miss already in flight, else its lane's queue. A lane's batch leaves
 when it holds `max_batch` items or its oldest item has waited `max_wait_ms`; while every upstream
 slot is busy the queue keeps growing, so a burst becomes a few full batches. While a call of the
-same lane is in flight, a partial batch waits for company a little longer: three quarters of
-the lane's typical call time (at most 250 ms), or until no call is in flight. So many clients
-each sending one miss at a time make a few calls, not one per arrival gap. A quarter was too
-short over real sockets: 100 such clients' requests reach the loop spread over more than a
-quarter of a 50 ms call, and the calls went from 9 to 27-42 per 300 requests once the clients
-fell out of step (bench/misses_socket.py); at three quarters they stay at 8-10. An isolated
-miss, with nothing in flight, still leaves after `max_wait_ms`. Vectors are stored
+same lane is in flight, a partial batch waits for company a little longer: until no call is in
+flight, at most the lane's typical call time (and 250 ms). So many clients each sending one
+miss at a time make a few calls, not one per arrival gap: the batches settle into a ping-pong,
+one gathering while the other is out. A quarter of a call was too short over real sockets:
+100 such clients' requests reach the loop spread over more than a quarter of a 50 ms call, and
+the calls went from 9 to 23-42 per 300 requests once the clients fell out of step
+(bench/misses_socket.py); three quarters gave 8-12, a whole call 8. An isolated miss, with
+nothing in flight, still leaves after `max_wait_ms`. Vectors are stored
 before their waiters are released: a key is always either in flight or in the cache. When the
 cache cannot take them (a full disk), they are served anyway, marked unstored, and the cache's
 health says so.
@@ -51,7 +52,7 @@ _CLOSING = Failure.of(UpstreamUnavailable("the gateway is shutting down", retry_
 _BUG = Failure.of(UpstreamError("internal error in the upstream scheduler"))
 # A partial batch held for company never waits longer than this, however slow the lane's calls.
 _HOLD_MAX_S = 0.25
-_HOLD_SHARE = 0.75  # of the lane's typical call time
+_HOLD_SHARE = 1.0  # of the lane's typical call time
 _LANES_REMEMBERED = 256  # lanes whose typical call time is kept while idle
 _TYPICAL_WEIGHT = 0.2  # weight of the newest call in the lane's typical call time
 
@@ -287,7 +288,7 @@ class Scheduler:
 
     async def _fill(self, lane: _Lane) -> None:
         """Wait until the lane holds a full batch or its oldest item has waited max_wait_ms, or,
-        while a call of the lane is in flight, three quarters of a typical call."""
+        while a call of the lane is in flight, until none is (at most a typical call)."""
         wait_s = self.settings.max_wait_ms / 1000.0
         calls = self._lane_calls.setdefault(lane.name, _LaneCalls())
         while len(lane.queue) < self.max_batch:
