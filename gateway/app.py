@@ -22,6 +22,7 @@ from gateway.api.gemini import routes as gemini
 from gateway.api.http.allow import options_handlers
 from gateway.api.http.auth import ClientAuth
 from gateway.api.http.error_bodies import error_response
+from gateway.api.http.lean import LeanLane, LeanLitestar
 from gateway.api.http.limits import request_frame
 from gateway.api.http.media_budget import MediaBudget
 from gateway.api.http.response_memo import ResponseMemo
@@ -149,19 +150,33 @@ def create_app(
     routes = [*openai.ROUTES, *gemini.ROUTES, *collections.ROUTES, *ops.ROUTES, *docs.ROUTES]
     routes += batch.ROUTES
     routes += ui.ROUTES if console is not None else []
-    return Litestar(
+    before_send = make_before_send(static_headers, static_fields, [metrics.request_done])
+    frame = request_frame(settings.server.body_timeout_s)
+    app = LeanLitestar(
         route_handlers=[*options_handlers(routes), *routes],  # OPTIONS first: see http/allow.py
         state=_state(services, console, bulk),
         lifespan=[lifespan],
         exception_handlers={Exception: error_response},
-        before_send=[make_before_send(static_headers, static_fields, [metrics.request_done])],
+        before_send=[before_send],
         guards=[auth] if auth.enabled else [],  # a guard costs a handler copy per request
-        middleware=[request_frame(settings.server.body_timeout_s)],
+        middleware=[frame],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=None,  # api/docs.py serves the document the routes declare
         logging_config=None,
         debug=False,
     )
+    # The embedding POSTs skip litestar's per-request layers (api/http/lean.py): the same frame,
+    # guard, hooks and error handler, applied there.
+    app.lane = LeanLane(
+        openai.LEAN_ROUTES,
+        services=services,
+        frame=frame,
+        guard=auth,
+        before_send=[before_send],
+        on_error=error_response,
+        handlers=dict.fromkeys(openai.LEAN_ROUTES, openai.create_embeddings),
+    )
+    return app
 
 
 def _state(services: Services, console: Any, bulk: Any) -> Any:

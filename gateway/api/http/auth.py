@@ -51,15 +51,20 @@ class ClientAuth:
         self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
     ) -> None:
         # async on purpose: litestar runs a sync guard in a worker thread, a hop on every request
-        if not self._digests or _is_open(connection.scope["path"], self.open_paths):
+        self.check(connection.scope)
+
+    def check(self, scope: Any) -> None:
+        """Return when the request may pass, raise AuthError (401) when not."""
+        path = scope["path"]
+        if not self._digests or _is_open(path, self.open_paths):
             return
-        presented = presented_keys(connection.scope)
+        presented = presented_keys(scope)
         matched = False
         for key in presented:  # no short cut: every presented key costs the same
             matched |= self.accepts(key)
         if matched:
             return
-        if is_gemini_path(connection.scope["path"]):  # Google's words, as its SDKs show them
+        if is_gemini_path(path):  # Google's words, as its SDKs show them
             raise AuthError("API key not valid. Please pass a valid API key.")
         if not presented:
             raise AuthError(

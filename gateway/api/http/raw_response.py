@@ -47,8 +47,13 @@ async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     litestar's own `request.body()` does the same checks through several layers of wrappers, a
     cost that shows on a cache hit of a few tens of microseconds.
     """
+    return await read_scope_body(request.scope, request.receive, limit)
+
+
+async def read_scope_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """read_body for an ASGI scope and receive (the lean lane has no Request)."""
     declared = -1
-    for name, value in request.scope["headers"]:
+    for name, value in scope["headers"]:
         if name == b"content-length":
             try:
                 declared = int(value)
@@ -59,7 +64,6 @@ async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
         raise PayloadTooLarge(f"the body is {declared} bytes; this server accepts {limit}")
     chunks: list[bytes] = []
     size = 0
-    receive = request.receive
     while True:
         message = await receive()
         if message["type"] != "http.request":

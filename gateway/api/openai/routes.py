@@ -7,12 +7,13 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.types import Receive, Scope
 
-from gateway.api.deps import services_of
+from gateway.api.deps import Services, services_of
 from gateway.api.gemini.options import NAMES, applied, checked
 from gateway.api.http.cache_headers import cache_headers
 from gateway.api.http.operation import Operation, declare
-from gateway.api.http.raw_response import RawJSON, decode_json, read_body
+from gateway.api.http.raw_response import RawJSON, decode_json, read_scope_body
 from gateway.api.openai import schema
 from gateway.api.openai.input import parse_input
 from gateway.config import ModelSpec, Settings
@@ -143,14 +144,18 @@ def task_of(req: EmbeddingsRequest) -> str | None:
 )
 async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
     """OpenAI-compatible embeddings with the gateway's multimodal and quantisation extensions."""
-    services = services_of(request)
+    return await embeddings_answer(services_of(request), request.scope, request.receive)
+
+
+async def embeddings_answer(services: Services, scope: Scope, receive: Receive) -> RawJSON:
+    """The embeddings route's work; api/http/lean.py calls it without litestar's layers."""
     settings = services.settings
-    raw = await read_body(request, settings.server.max_body_bytes)
+    raw = await read_scope_body(scope, receive, settings.server.max_body_bytes)
     memo = services.responses
     memo_key = memo.key_for(b"openai", raw)
     answer = memo.get(memo_key) if memo_key else None
     if answer is not None:
-        return answer.replayed(request_state(request.scope))
+        return answer.replayed(request_state(scope))
     req = decode_request(raw)
     spec = resolve_model(settings, req.model)
     if req.input is msgspec.UNSET:
@@ -177,7 +182,7 @@ async def create_embeddings(request: Request[Any, Any, Any]) -> RawJSON:
         params = embedder.params(spec, task_type=task, title=req.title, dims=dims)
     options = (req.auto_truncate, req.document_ocr, req.audio_track_extraction)
     params = applied(params, checked(options, settings.upstream.provider, NAMES))
-    state = request_state(request.scope)
+    state = request_state(scope)
     state.update(model=spec.id, inputs=len(contents))
     result = await embedder.embed(contents, spec, params, near=req.near_duplicate)
     state.update(hits=result.hits, misses=result.misses)
@@ -250,3 +255,5 @@ async def get_model(request: Request[Any, Any, Any], model_id: str) -> Response[
 
 
 ROUTES = [create_embeddings, list_models, get_model]
+# The paths api/http/lean.py answers without litestar's per-request layers (POST only).
+LEAN_ROUTES = {"/v1/embeddings": embeddings_answer, "/embeddings": embeddings_answer}
