@@ -1,7 +1,7 @@
-"""What the upstream scheduler costs and saves on misses (issue 7). Standalone script, ~40 s.
+"""What the upstream scheduler costs and saves on misses (issues 7, 14). Standalone, ~90 s.
 
-    /work/venv/bin/python bench/bench_misses.py            # ~40 s
-    /work/venv/bin/python bench/bench_misses.py --quick    # fewer rounds, ~20 s
+    /work/venv/bin/python bench/bench_misses.py            # ~90 s
+    /work/venv/bin/python bench/bench_misses.py --quick    # fewer rounds, ~45 s
 
 FakeGemini answers on a 127.0.0.1 socket with 50 ms latency per call; the gateway's GeminiUpstream
 (httpx + msgspec; the SDK path, SdkGeminiUpstream, where a row says so) talks to it. Measured:
