@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import pytest_asyncio
 from litestar.testing import AsyncTestClient
 
 from gateway.config import Settings
 from gateway.fake import FakeGemini
 from gateway.fake.records import FakePart
 from tests import media_samples as media
-from tests.conftest import Gateway, make_app, make_settings, unit
+from tests.conftest import Gateway, make_app, make_settings, next_case, served, unit
 
 MODEL = "gemini-embedding-2"
 PNG = media.png()
@@ -37,6 +38,10 @@ def media_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, media_root: Path) -> Settings:
+    return media_settings(tmp_path, media_root)
+
+
+def media_settings(tmp_path: Path, media_root: Path) -> Settings:
     """Local files under media_root; remote fetch on for hosts that must still be refused."""
     return make_settings(
         tmp_path / "cache",
@@ -358,10 +363,21 @@ BAD: list[tuple[str, Any, int, str]] = [
 ]
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def refusing(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    """One gateway for every BAD case: each is refused before anything is stored or sent."""
+    where = tmp_path_factory.mktemp("bad-media")
+    (where / "media").mkdir()
+    async with served(media_settings(where, where / "media"), FakeGemini()) as shared:
+        yield shared
+
+
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("name", "input", "status", "param"), BAD, ids=[b[0] for b in BAD])
 async def test_bad_media_is_a_4xx_naming_the_part_and_costs_nothing(
-    gateway: Gateway, name: str, input: Any, status: int, param: str
+    refusing: Gateway, name: str, input: Any, status: int, param: str
 ) -> None:
+    gateway = next_case(refusing)
     if name == "request over max_request_bytes":
         bigs = [media.data_uri(media.noise_png(540, 540, seed), "image/png") for seed in range(4)]
         input = ["a", *[image(big) for big in bigs]]
