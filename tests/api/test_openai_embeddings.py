@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
 import pytest
+import pytest_asyncio
 from litestar.testing import AsyncTestClient
 from structlog.testing import capture_logs
 
 from gateway.app import create_app
 from gateway.config import Secrets
-from tests.conftest import Gateway, make_app, make_settings
+from gateway.fake import FakeGemini
+from tests.conftest import Gateway, make_app, make_settings, next_case, served
 
 Expected = Callable[[str, int], np.ndarray[Any, Any]]
 
@@ -233,12 +235,22 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any], int, str | None]] = [
 ]
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def refusing(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    """One gateway for every BAD_BODIES case: each is refused before anything is stored or sent."""
+    cache = tmp_path_factory.mktemp("bad-bodies") / "cache"
+    async with served(make_settings(cache), FakeGemini()) as shared:
+        yield shared
+
+
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     ("name", "body", "status", "param"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES]
 )
 async def test_bad_input_is_a_clear_4xx_that_costs_nothing(
-    gateway: Gateway, name: str, body: bytes | dict[str, Any], status: int, param: str | None
+    refusing: Gateway, name: str, body: bytes | dict[str, Any], status: int, param: str | None
 ) -> None:
+    gateway = next_case(refusing)
     if isinstance(body, bytes):
         response = await gateway.http.post(
             "/v1/embeddings", content=body, headers={"content-type": "application/json"}
