@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import AsyncIterator
 
-from tests.conftest import Gateway
+import pytest
+import pytest_asyncio
+
+from gateway.fake import FakeGemini
+from tests.conftest import Gateway, make_settings, next_case, served
 
 MODEL = "gemini-embedding-2"
 JSON = {"content-type": "application/json"}
@@ -23,6 +27,16 @@ async def post(gw: Gateway, path: str, body: str | bytes) -> tuple[int, dict[str
     return response.status_code, error
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def refusing(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    """One gateway for the cases whose every request is refused before anything is stored or
+    sent (the collection cases create a collection, so they keep their own)."""
+    cache = tmp_path_factory.mktemp("bad-bodies") / "cache"
+    async with served(make_settings(cache), FakeGemini()) as shared:
+        yield shared
+
+
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     ("input_json", "param"),
     [
@@ -36,8 +50,9 @@ async def post(gw: Gateway, path: str, body: str | bytes) -> tuple[int, dict[str
     ],
 )
 async def test_a_part_field_of_the_wrong_json_type_is_a_400_naming_it(
-    gateway: Gateway, input_json: str, param: str
+    refusing: Gateway, input_json: str, param: str
 ) -> None:
+    gateway = next_case(refusing)
     status, error = await post(
         gateway, "/v1/embeddings", f'{{"model": "{MODEL}", "input": {input_json}}}'
     )
@@ -64,16 +79,19 @@ OPENAI_DEEP = [
 ]
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("body", OPENAI_DEEP)
 async def test_json_nested_a_thousand_deep_is_a_400_on_the_openai_route(
-    gateway: Gateway, body: str
+    refusing: Gateway, body: str
 ) -> None:
+    gateway = next_case(refusing)
     status, error = await post(gateway, "/v1/embeddings", body)
     assert status == 400
     assert error["type"] == "invalid_request_error"
     assert "nesting too deep" in str(error["message"])
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     ("path", "body"),
     [
@@ -83,8 +101,9 @@ async def test_json_nested_a_thousand_deep_is_a_400_on_the_openai_route(
     ],
 )
 async def test_json_nested_a_thousand_deep_is_a_400_on_the_gemini_routes(
-    gateway: Gateway, path: str, body: str
+    refusing: Gateway, path: str, body: str
 ) -> None:
+    gateway = next_case(refusing)
     response = await gateway.http.post(path, content=body.encode(), headers=JSON)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -112,7 +131,9 @@ async def test_json_nested_a_thousand_deep_is_a_400_on_the_collection_routes(
     assert "nesting too deep" in str(error["message"])
 
 
-async def test_ten_megabytes_of_brackets_is_a_quick_400(gateway: Gateway) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_ten_megabytes_of_brackets_is_a_quick_400(refusing: Gateway) -> None:
+    gateway = next_case(refusing)
     body = f'{{"model": "{MODEL}", "input": '.encode() + b"[" * (10 * 1024 * 1024)
     # No wall-clock bound here (speed lives in bench/): the point is a 400, not a RecursionError
     # 500, and not a walk that never ends (pytest would hang).
@@ -122,10 +143,12 @@ async def test_ten_megabytes_of_brackets_is_a_quick_400(gateway: Gateway) -> Non
     assert status == 400 and "requests[0]" in str(error["message"])  # typed: refused at once
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("dims", ['" 128"', '"1_28"', '"\\u0661\\u0662\\u0668"', '"+128"'])
 async def test_output_dimensionality_as_a_string_takes_only_plain_digits(
-    gateway: Gateway, dims: str
+    refusing: Gateway, dims: str
 ) -> None:
+    gateway = next_case(refusing)
     body = f'{{"content": {{"parts": [{{"text": "a"}}]}}, "outputDimensionality": {dims}}}'
     response = await gateway.http.post(EMBED, content=body.encode(), headers=JSON)
     assert response.status_code == 400
