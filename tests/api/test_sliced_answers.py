@@ -15,7 +15,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from gateway.api.encoding import slices, vector_json, views
+from gateway.api.encoding import chunked, slices, vector_json, views
+from gateway.api.http.raw_response import RawJSON
 from gateway.core.vectors import derive, rows_base64
 from gateway.fake import FakeGemini
 from tests.conftest import make_app, make_settings
@@ -97,6 +98,7 @@ async def test_a_sliced_answer_is_the_whole_answer_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str
 ) -> None:
     monkeypatch.setattr(slices, "SLICE_UNITS", UNITS)
+    monkeypatch.setattr(chunked, "PIECE_BYTES", 8192)  # and sent in pieces
     async with serving(tmp_path) as client:
         await whole_answer_in_order(client, encoding)
 
@@ -150,3 +152,61 @@ async def test_slices_take_turns_and_let_the_loop_run_between() -> None:
     assert order.index("small") < order.index("a4")  # not after all of a's slices
     assert order.index("b0") < order.index("a4")  # b takes its turn while a still has slices
     assert await slices.in_slices(2, 5, encoder("c")) == [0, 1]  # one slice: no turn taken
+
+
+async def test_a_large_body_goes_out_in_pieces_and_the_loop_runs_between() -> None:
+    body = bytes(range(256)) * (3 * chunked.PIECE_BYTES // 256 + 7)
+    sent: list[dict[str, Any]] = []
+    order: list[str] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        order.append("piece" if message["type"] == "http.response.body" else "start")
+
+    async def other() -> None:
+        await asyncio.sleep(0)
+        order.append("other")
+
+    response = chunked.json_response(body, [("x-cache", "HIT")])
+    assert isinstance(response, chunked.ChunkedJSON)
+    await asyncio.gather(response({}, None, send), other())  # type: ignore[arg-type]
+    start, *pieces = sent
+    assert (b"content-length", str(len(body)).encode()) in start["headers"]
+    assert (b"x-cache", b"HIT") in start["headers"]
+    assert b"".join(p["body"] for p in pieces) == body
+    assert [p["more_body"] for p in pieces] == [True] * (len(pieces) - 1) + [False]
+    assert len(pieces) == 4 and max(len(p["body"]) for p in pieces) == chunked.PIECE_BYTES
+    assert order.index("other") < len(order) - 1  # ran before the last piece, not after all
+    small = chunked.json_response(b"{}", [])
+    assert type(small) is RawJSON
+
+
+async def test_the_embeddings_route_sends_a_large_answer_in_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chunked, "PIECE_BYTES", 8192)
+    settings = make_settings(tmp_path / "cache")
+    app = make_app(settings, FakeGemini())
+    body = json.dumps({"model": MODEL, "input": BIG[:4], "dimensions": 768}).encode()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/embeddings", "raw_path": b"/v1/embeddings",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("gw", 80),
+        "headers": [(b"host", b"gw"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    }  # fmt: skip
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    async with app.lifespan():
+        await app(scope, receive, send)  # type: ignore[arg-type]
+    start, *pieces = messages
+    assert start["status"] == 200
+    whole = b"".join(p["body"] for p in pieces)
+    assert len(pieces) > 2 and (b"content-length", str(len(whole)).encode()) in start["headers"]
+    assert len(json.loads(whole)["data"]) == 4

@@ -10,6 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.types import Receive, Scope
 
 from gateway.api.deps import Services, services_of
+from gateway.api.encoding.chunked import json_response
 from gateway.api.gemini.options import NAMES, applied, checked
 from gateway.api.http.cache_headers import cache_headers
 from gateway.api.http.operation import Operation, declare
@@ -199,7 +200,7 @@ async def embeddings_answer(services: Services, scope: Scope, receive: Receive) 
     if any(part.kind == "text" for content in contents for part in content.parts):
         # Media tokens follow Google's published rates; text is estimated (4 UTF-8 bytes a token).
         headers.append(("x-usage-estimated", "text"))
-    response = RawJSON(_encode(body), headers=headers)
+    response = json_response(_encode(body), headers)  # a large one goes out in pieces
     if memo_key and not result.near:  # a replay would not say which inputs were near
         memo.remember(memo_key, response, spec, contents, result.tokens, services.metrics)
     return response
