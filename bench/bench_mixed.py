@@ -1,8 +1,13 @@
 """Hits while misses are in flight: a warm hit every 5 ms during a burst of 1,000 misses.
 
-    python bench/bench_mixed.py            # 3 rounds per upstream path, ~1 min
-    python bench/bench_mixed.py --quick    # 1 round each, ~25 s
-    python bench/bench_mixed.py --probe    # also the serving loop's lag and gc pauses
+    python bench/bench_mixed.py              # 3 rounds per upstream path, ~1 min
+    python bench/bench_mixed.py --quick      # 1 round each, ~25 s
+    python bench/bench_mixed.py --unsliced   # also `direct-unsliced`: answers encoded and sent
+                                             # whole, as before they were sliced (~+30 s)
+    python bench/bench_mixed.py --probe      # also the serving loop's lag and gc pauses
+    python bench/bench_mixed.py --trace      # also each hit's time before / in / after the app
+    python bench/bench_mixed.py --encoding base64   # the misses' answers as base64 (the
+                                             # OpenAI SDK's default) instead of float text
 
 Three kinds of process, as in production: FakeGemini (uvicorn, 50 ms per call) in its own, the
 gateway as a real server (granian, 1 worker, as `gateway serve` runs it: bench/mixed_app.py, the
@@ -14,8 +19,11 @@ out from a child process, so receiving its answers never delays a hit's clock. E
 hits alone, then the same hits while the burst is served. Latency counts from each hit's
 scheduled start, so a stalled loop shows (no coordinated omission).
 
-With --probe the gateway runs gateway.server's LoopProbe (GATEWAY__LOOP_PROBE; --debug adds
-asyncio debug's slow-callback log) and the report adds what the serving loop did during bursts.
+The report also gives each process's CPU during every burst and how long the serving loop was
+runnable but waiting for a core (/proc schedstat): on 2 shared cores that wait, not the gateway's
+own work, is most of a hit's time. With --probe the gateway runs gateway.server's LoopProbe
+(GATEWAY__LOOP_PROBE; --debug adds asyncio debug's slow-callback log) and the report adds what
+the serving loop did during bursts.
 Writes mixed.md to bench/.scratch/results/ (bench/results/ with --write).
 """
 
@@ -55,6 +63,7 @@ BATCHES, BATCH = 10, 100
 UPSTREAM_MS = 50.0
 ROUND_TIMEOUT_S = 120.0
 KINDS = ("sdk", "direct")
+UNSLICED = "direct-unsliced"  # --unsliced: the direct path with answers encoded and sent whole
 
 
 def fake_gemini(latency_ms: float = 0.0) -> Server:
@@ -79,7 +88,8 @@ def gateway(
         "bench.mixed_app:create",
     ]  # fmt: skip
     env = {
-        "BENCH_UPSTREAM": kind,
+        "BENCH_UPSTREAM": "direct" if kind == UNSLICED else kind,
+        "BENCH_UNSLICED": "1" if kind == UNSLICED else "",
         "GATEWAY_UPSTREAM_BASE_URL": upstream_url,
         "GATEWAY_CACHE_DIR": cache_dir,
         "GATEWAY_CACHE_RESPONSE_MEMORY_BYTES": "0",
@@ -474,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--encoding", choices=("float", "base64"), default="float", help="the misses' answers"
     )
+    parser.add_argument(
+        "--unsliced", action="store_true", help="also the direct path with whole answers"
+    )
     parser.add_argument("--probe", action="store_true", help="record the serving loop's lag")
     parser.add_argument("--debug", action="store_true", help="--probe plus slow callbacks")
     parser.add_argument(
@@ -489,7 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fake.start(ready_path="/")
         results = []
-        for kind in [args.only] if args.only else KINDS:
+        kinds = [args.only] if args.only else list(KINDS)
+        if args.unsliced:
+            kinds.append(UNSLICED)
+        for kind in kinds:
             opts = Options(rounds, args.encoding, args.probe, args.debug, args.trace)
             results += measure(kind, fake, opts)
     finally:
