@@ -76,12 +76,15 @@ class ViewCache:
         normalize: bool = True,
     ) -> list[Row]:
         """As `rows`, a slice at a time when the answer is large (see slices.py)."""
+        step = rows_per_slice(dims, dtype, encoding)
+        if len(keys) <= step:  # a hit's answer: no closure, no turn
+            return self.rows(keys, vectors, dims, dtype, encoding, normalize=normalize)
 
         def encode(start: int, stop: int) -> list[Row]:
             block = vectors if stop - start == len(keys) else vectors[start:stop]
             return self.rows(keys[start:stop], block, dims, dtype, encoding, normalize=normalize)
 
-        return await in_slices(len(keys), rows_per_slice(dims, dtype, encoding), encode)
+        return await in_slices(len(keys), step, encode)
 
     def clear(self) -> None:
         self._rows.clear()
