@@ -4,7 +4,7 @@ find(): per missing input, first a near alias (a near match recorded before), th
 alias (decoded pixels, normalised text), then, when near reuse is on for the request, the
 fingerprint's candidates from the Hamming index, each verified; the best verified one is served
 and recorded as the input's alias. learn(): for inputs that got a fresh upstream vector, their
-canonical alias and fingerprint. Both block on SQLite, Pillow and usearch: they run in a thread.
+canonical alias and fingerprint. Both block on SQLite, Pillow and numpy: they run in a thread.
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ class SimilarInputs:
     def __init__(self, settings: NearDuplicateSettings, path: Path, *, writes: bool = True):
         self.settings = settings
         self.store = SimilarStore(path, writes=writes)
-        snapshots = None if self.store.read_only else path.parent
-        self.indexes = HammingIndexes(self.store.codes, snapshots)
+        self.indexes = HammingIndexes(self.store.codes)  # built from the store at first use
+        if not self.store.read_only:  # snapshots of the HNSW index earlier versions kept
+            for stale in path.parent.glob("index-*.usearch"):
+                stale.unlink(missing_ok=True)
         self._printed = TRIM_EVERY  # trim once at the first prints after a start
 
     def allowed(self, requested: bool | None) -> frozenset[str]:
@@ -242,9 +244,7 @@ class SimilarInputs:
         return look.print
 
     def close(self) -> None:
-        """Snapshot the indexes (when writable) and close the store."""
-        if not self.store.read_only:
-            self.indexes.save()
+        """Close the store (the indexes are rebuilt from it at the next start)."""
         self.store.close()
 
 

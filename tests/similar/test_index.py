@@ -35,7 +35,7 @@ def flipped(code: bytes, bits: int) -> bytes:
 def test_search_finds_within_the_radius_only(tmp_path: Path) -> None:
     store = SimilarStore(tmp_path / "near.sqlite3")
     rows = codes(50)
-    indexes = HammingIndexes(store.codes, tmp_path)
+    indexes = HammingIndexes(store.codes)
     for label, group, code in fill(store, rows, 0):
         indexes.add(group, label, code)
     [(label, distance)] = indexes.search(GROUP, flipped(rows[7], 3), 1, radius=10)
@@ -44,52 +44,30 @@ def test_search_finds_within_the_radius_only(tmp_path: Path) -> None:
     assert indexes.search(b"other", rows[7], 1, radius=256) == []
 
 
-def test_a_snapshot_plus_the_newer_prints_serve_after_a_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(index_module, "SAVE_EVERY", 10)
+def test_a_restart_rebuilds_from_the_store_and_finds_the_same(tmp_path: Path) -> None:
     store = SimilarStore(tmp_path / "near.sqlite3")
     rows = codes(25)
-    indexes = HammingIndexes(store.codes, tmp_path)
-    for at, row in enumerate(rows):
-        [(label, group, code)] = fill(store, [row], at)
-        indexes.add(group, label, code)  # snapshots at 10 and 20; 5 only in SQLite
-    assert len(list(tmp_path.glob("index-*.usearch"))) == 1
-    store.close()
-    store = SimilarStore(tmp_path / "near.sqlite3")
-    loaded: list[int] = []
-
-    def load(group: bytes, after: int) -> list[tuple[int, bytes]]:
-        loaded.append(after)
-        return list(store.codes(group, after))
-
-    again = HammingIndexes(load, tmp_path)
-    assert again.search(GROUP, rows[24], 1, radius=0) == [(25, 0)]
-    assert again.search(GROUP, rows[3], 1, radius=0) == [(4, 0)]
-    assert loaded[0] == 20 and again.size() == 25  # the snapshot held 20: only 5 re-added
-
-
-def test_a_damaged_snapshot_is_rebuilt_from_the_store(tmp_path: Path) -> None:
-    store = SimilarStore(tmp_path / "near.sqlite3")
-    rows = codes(5)
-    indexes = HammingIndexes(store.codes, tmp_path)
+    indexes = HammingIndexes(store.codes)
     for label, group, code in fill(store, rows, 0):
         indexes.add(group, label, code)
-    indexes.save()
-    [snapshot] = tmp_path.glob("index-*.usearch")
-    snapshot.write_bytes(b"not an index")
-    again = HammingIndexes(store.codes, tmp_path)
-    assert again.search(GROUP, rows[2], 1, radius=0) == [(3, 0)]
+    queries = [flipped(row, bits) for row, bits in zip(rows, range(0, 50, 2), strict=True)]
+    before = [indexes.search(GROUP, q, 3, radius=48) for q in queries]
+    store.close()
+    store = SimilarStore(tmp_path / "near.sqlite3")
+    again = HammingIndexes(store.codes)  # a new process: nothing but the SQLite file
+    assert [again.search(GROUP, q, 3, radius=48) for q in queries] == before
+    assert before[7] == [(8, 14)] and again.size() == 25
+    assert not list(tmp_path.glob("index-*"))  # no snapshot file: the store is the only copy
 
 
 def test_a_big_catch_up_is_added_in_bulk_and_found(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(index_module, "BULK_ADD", 8)  # a restart with no snapshot: every print
+    monkeypatch.setattr(index_module, "BATCH", 8)  # a restart: every print, 8 at a time
     store = SimilarStore(tmp_path / "near.sqlite3")
     rows = codes(40)
     fill(store, rows, 0)
-    indexes = HammingIndexes(store.codes, tmp_path)
+    indexes = HammingIndexes(store.codes)
     assert indexes.search(GROUP, flipped(rows[39], 2), 1, radius=4) == [(40, 2)]
     assert indexes.size() == 40
     assert all(
@@ -100,7 +78,7 @@ def test_a_big_catch_up_is_added_in_bulk_and_found(
 def test_the_oldest_fingerprints_go_past_the_bound(tmp_path: Path) -> None:
     store = SimilarStore(tmp_path / "near.sqlite3")
     rows = codes(30)
-    indexes = HammingIndexes(store.codes, tmp_path)
+    indexes = HammingIndexes(store.codes)
     for label, group, code in fill(store, rows, 0):
         indexes.add(group, label, code)
     indexes.remove(store.trim(10))
@@ -131,7 +109,7 @@ def test_prints_another_worker_stored_are_found(tmp_path: Path) -> None:
     path = tmp_path / "near.sqlite3"
     mine, theirs = SimilarStore(path), SimilarStore(path)  # two processes, one file
     rows = codes(3)
-    indexes = HammingIndexes(mine.codes, tmp_path)
+    indexes = HammingIndexes(mine.codes)
     [(label, group, code)] = fill(mine, rows[:1], 0)
     indexes.add(group, label, code)
     fill(theirs, rows[1:], 1)  # the other worker's learn(): not in this process's index
@@ -173,54 +151,3 @@ def test_a_request_of_many_screenshots_holds_no_decoded_frame(
         assert look.images is not None
         assert [printed.__dict__ for _, printed in look.images.values()] == [{}]
     similar.close()
-
-
-def graph_misses_everything(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The HNSW graph is approximate: here it finds nothing at all."""
-    from usearch.index import Index, Matches
-
-    def nothing(self: Index, vectors: object, count: int = 10, **kwargs: object) -> Matches:
-        none = np.zeros(0, dtype=np.uint64)
-        return Matches(keys=none, distances=np.zeros(0, dtype=np.float32))
-
-    monkeypatch.setattr(Index, "search", nothing)
-
-
-def test_the_newest_prints_are_found_even_where_the_graph_misses(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = SimilarStore(tmp_path / "near.sqlite3")
-    rows = codes(20)
-    indexes = HammingIndexes(store.codes, tmp_path)
-    for label, group, code in fill(store, rows, 0):
-        indexes.add(group, label, code)
-    indexes.save()
-    graph_misses_everything(monkeypatch)
-    assert indexes.search(GROUP, flipped(rows[7], 40), 1, radius=48) == [(8, 40)]
-    again = HammingIndexes(store.codes, tmp_path)  # restored from the snapshot: the same
-    assert again.search(GROUP, flipped(rows[19], 48), 1, radius=48) == [(20, 48)]
-    near = [flipped(rows[3], bits) for bits in (5, 1, 9)]
-    for label, group, code in fill(store, near, 20):
-        again.add(group, label, code)
-    assert again.search(GROUP, rows[3], 3, radius=8) == [(4, 0), (22, 1), (21, 5)]
-    again.remove([(4, GROUP)])
-    assert again.search(GROUP, rows[3], 3, radius=8) == [(22, 1), (21, 5)]
-
-
-def test_prints_older_than_the_window_are_the_graphs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(index_module, "RECENT", 8)
-    store = SimilarStore(tmp_path / "near.sqlite3")
-    rows = codes(30)
-    indexes = HammingIndexes(store.codes, tmp_path)
-    for label, group, code in fill(store, rows[:20], 0):
-        indexes.add(group, label, code)
-    fill(store, rows[20:], 20)  # another worker's: caught up in one batch
-    assert all(
-        indexes.search(GROUP, flipped(row, 20), 1, radius=24) == [(i + 1, 20)]
-        for i, row in enumerate(rows)
-    )
-    graph_misses_everything(monkeypatch)
-    assert indexes.search(GROUP, rows[29], 1, radius=0) == [(30, 0)]  # in the window
-    assert indexes.search(GROUP, rows[2], 1, radius=0) == []  # only the graph had it

@@ -121,13 +121,13 @@ async def test_the_real_sdks_switch_it_per_request(tmp_path: Path, fake: FakeGem
         assert fake.items_received == 3 and served.embeddings
 
 
-async def test_a_clean_stop_snapshots_the_index_so_a_restart_does_not_rebuild_it(
+async def test_a_restart_rebuilds_the_index_from_the_store_and_still_reuses(
     tmp_path: Path, fake: FakeGemini
 ) -> None:
     [(_, base, typo)] = [p for p in benign_text_pairs(12) if p[0] == "typo"][:1]
     async with app(tmp_path, fake, text=True) as client:
-        await embed(Gateway(client, fake), base)  # one print: far below the periodic snapshot
-    assert list((tmp_path / "cache" / "similar").glob("index-*.usearch"))
+        await embed(Gateway(client, fake), base)
+    assert not list((tmp_path / "cache" / "similar").glob("index-*"))  # SQLite is the only copy
     async with app(tmp_path, fake, text=True) as client:
         near = await embed(Gateway(client, fake), typo)
     assert near.headers["x-cache-near"] == "1/1" and fake.items_received == 1
