@@ -11,7 +11,7 @@ over MAX_BODY_BYTES carries media whose content keys serve a repeat from the cac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import blake3
@@ -28,32 +28,67 @@ MAX_BODY_BYTES = 256 * 1024
 
 
 class Answer:
-    """One memoised answer: the body, its headers as raw pairs, and what replaying it counts."""
+    """One memoised answer: the body, its headers, and what replaying it counts.
 
-    __slots__ = ("body", "fields", "headers", "replay")
+    Built on every answer that could be replayed, replayed far less often (a request whose
+    bytes are new each time, another `user`, is never replayed): what only a replay needs, the
+    raw headers, the log fields and the metrics' steps, is derived at the first replay."""
+
+    __slots__ = (
+        "_contents",
+        "_fields",
+        "_headers",
+        "_metrics",
+        "_replay",
+        "_spec",
+        "_tokens",
+        "body",
+        "size",
+    )
 
     def __init__(
         self,
         body: bytes,
         headers: list[tuple[bytes, bytes]],
-        fields: Mapping[str, Any],
-        replay: Replay | None,
+        spec: ModelSpec,
+        contents: Sequence[Content],
+        tokens: Sequence[int],
+        metrics: GatewayMetrics | None,
     ) -> None:
         self.body = body
-        self.headers = headers
-        self.fields = dict(fields)
-        self.replay = replay
+        self._headers = headers  # the answer's own, cache headers as they were then
+        self._spec = spec
+        self._contents = contents
+        self._tokens = tokens
+        self._metrics = metrics
+        self._fields: dict[str, Any] | None = None
+        self._replay: Replay | None = None
+        # The body, the inputs it holds on to (media bytes too), headers and fields, roughly.
+        self.size = len(body) + sum(c.payload_bytes for c in contents) + 256
 
     def replayed(self, log_fields: dict[str, Any]) -> RawJSON:
         """Count the answer again (log line, metrics) and return it, ready to send."""
-        log_fields.update(self.fields)
-        if self.replay is not None:
-            self.replay()
-        return RawJSON(self.body, raw_headers=self.headers)
+        fields = self._fields
+        if fields is None:
+            fields = self._first_replay()
+        log_fields.update(fields)
+        if self._replay is not None:
+            self._replay()
+        return RawJSON(self.body, raw_headers=self._headers)
+
+    def _first_replay(self) -> dict[str, Any]:
+        """Derive what a replay says: every input a hit, counted again in the metrics."""
+        n = len(self._contents)
+        headers = [h for h in self._headers if h[0] not in CACHE_HEADER_NAMES]
+        self._headers = headers + raw_cache_headers(n, n)
+        if self._metrics is not None:
+            self._replay = self._metrics.hits_replay(self._spec, self._contents, self._tokens)
+        self._fields = {"model": self._spec.id, "inputs": n, "hits": n, "misses": 0, "memo": True}
+        return self._fields
 
 
 def _answer_bytes(answer: Answer) -> int:
-    return len(answer.body) + 256  # the body plus its headers and fields, roughly
+    return answer.size
 
 
 class ResponseMemo:
@@ -115,12 +150,7 @@ class ResponseMemo:
         metrics: GatewayMetrics | None,
     ) -> None:
         """Keep an answer whose every input was served: a replay of it is all hits."""
-        n = len(contents)
-        headers = [h for h in response.headers if h[0] not in CACHE_HEADER_NAMES]
-        headers += raw_cache_headers(n, n)
-        replay = metrics.hits_replay(spec, contents, tokens) if metrics is not None else None
-        fields = {"model": spec.id, "inputs": n, "hits": n, "misses": 0, "memo": True}
-        self.put(key, Answer(response.body, headers, fields, replay))
+        self.put(key, Answer(response.body, response.headers, spec, contents, tokens, metrics))
 
     def clear(self) -> None:
         self._answers.clear()
