@@ -6,8 +6,9 @@
     /work/venv/bin/python bench/bench_near.py --only stage,index   # the two performance goals
 
 --only picks sections (replay, reindex, adversarial, stage, index); with --write a partial run
-goes to bench/results/near-<sections>.md, never over the full near.md. The 1 M index is built
-once into --index-cache (default bench/.scratch, git-ignored) and restored by later runs.
+goes to bench/results/near-<sections>.md, never over the full near.md. The 1 M prints are written
+once into a SQLite store under --index-cache (default bench/.scratch, git-ignored) and reused by
+later runs; every run times the index's rebuild from it, as a gateway start does.
 
 1. Agent-screenshot replay (bench/near_sets.py: caret blinks, a clock ticking every 60 frames,
    hover, scrolling, toasts, a page or tab switch every 50 frames): upstream items with the
@@ -21,7 +22,8 @@ once into --index-cache (default bench/.scratch, git-ignored) and restored by la
 3. Adversarial sets at the defaults: text pairs and screenshot pairs with a meaningful small
    edit; how many were reused, by kind, and the trade-off over the thresholds.
 4. Index search (bench/near_index.py): the production HammingIndexes over N random 256-bit
-   prints: search p50/p99 at the default k and radius, and recall against an exact scan.
+   prints: rebuild time from the store, memory, search p50/p99 at the default k and radius,
+   and recall against an exact scan at 1/8/24/40/48 flipped bits.
 The gateway's own code does the work (SimilarInputs over a scratch SQLite store); only the vector
 cache and the upstream are replaced by a set of keys and a counter.
 """
@@ -280,7 +282,7 @@ def main() -> None:
     ap.add_argument("--chunks", type=int)
     ap.add_argument("--index-size", type=int)
     ap.add_argument("--index-cache", default=str(ROOT / "bench" / ".scratch"),
-                    help="where the built index is kept for later runs ('' for none)")  # fmt: skip
+                    help="where the index's prints are kept ('' for none)")  # fmt: skip
     add_write_flag(ap)
     args = ap.parse_args()
     only = tuple(args.only.split(",")) if args.only else SECTIONS

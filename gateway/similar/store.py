@@ -29,6 +29,9 @@ CREATE INDEX IF NOT EXISTS prints_grp ON prints (grp, id);
 """
 
 
+PAGE = 16_384  # prints read a query while rebuilding an index
+
+
 class Alias(msgspec.Struct, frozen=True):
     """Where an alias points, which stage made it, and how similar its input was."""
 
@@ -120,14 +123,18 @@ class SimilarStore:
         return [(int(i), bytes(g)) for i, g in rows]
 
     def codes(self, group: bytes, after: int = 0) -> Iterator[tuple[int, bytes]]:
-        """Every (id, code) of a group with an id above `after`, for building its index."""
-        if self._db is None:
-            return iter(())
-        with self.lock:
-            rows = self._db.execute(
-                "SELECT id, code FROM prints WHERE grp = ? AND id > ? ORDER BY id", (group, after)
-            ).fetchall()
-        return ((int(i), bytes(c)) for i, c in rows)
+        """Every (id, code) of a group with an id above `after`, ascending, read a page at a
+        time (a rebuild of 1 M prints never holds them all as rows; the lock only per page)."""
+        while self._db is not None:
+            with self.lock:
+                rows = self._db.execute(
+                    "SELECT id, code FROM prints WHERE grp = ? AND id > ? ORDER BY id LIMIT ?",
+                    (group, after, PAGE),
+                ).fetchall()
+            yield from ((int(i), bytes(c)) for i, c in rows)
+            if len(rows) < PAGE:
+                return
+            after = int(rows[-1][0])
 
     def prints(self, ids: Iterable[int]) -> dict[int, tuple[bytes, bytes]]:
         """id -> (byte key, encoded print)."""

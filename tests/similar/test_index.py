@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gateway.similar import index as index_module
+from gateway.similar import store as store_module
 from gateway.similar.index import HammingIndexes
 from gateway.similar.store import SimilarStore
 
@@ -64,6 +65,7 @@ def test_a_big_catch_up_is_added_in_bulk_and_found(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(index_module, "BATCH", 8)  # a restart: every print, 8 at a time
+    monkeypatch.setattr(store_module, "PAGE", 7)  # read from SQLite 7 rows a query
     store = SimilarStore(tmp_path / "near.sqlite3")
     rows = codes(40)
     fill(store, rows, 0)
