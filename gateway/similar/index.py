@@ -40,7 +40,8 @@ class HammingIndexes:
         while batch := list(islice(rows, BATCH)):
             labels = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
             codes = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.uint8)
-            table.add(labels, codes.reshape(len(batch), -1))
+            table.add(labels, codes.reshape(len(batch), -1), merge=False)
+        table.settle()  # one merge per catch-up: a rebuild sorts each table once
         return table
 
     def add(self, group: bytes, label: int, code: bytes) -> None:

@@ -77,8 +77,11 @@ class MultiIndexHash:
         """The highest label ever added (0: none)."""
         return int(self.labels[self.size - 1]) if self.size else 0
 
-    def add(self, labels: NDArray[np.int64], codes: NDArray[np.uint8]) -> None:
-        """Append (n, code_bytes) codes whose labels are all above `top`, in ascending order."""
+    def add(
+        self, labels: NDArray[np.int64], codes: NDArray[np.uint8], *, merge: bool = True
+    ) -> None:
+        """Append (n, code_bytes) codes whose labels are all above `top`, in ascending order
+        (merge=False: a batch of a catch-up, merged once at its end by `settle`)."""
         count = len(labels)
         if count == 0:
             return
@@ -89,6 +92,11 @@ class MultiIndexHash:
         self.labels[self.size : end] = labels
         self.alive[self.size : end] = True
         self.size = end
+        if merge:
+            self.settle()
+
+    def settle(self) -> None:
+        """Merge the tail into the tables once it is long enough."""
         if self.size - self.sorted >= TAIL:
             self._merge()
 
