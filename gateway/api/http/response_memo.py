@@ -63,8 +63,12 @@ class Answer:
         self._metrics = metrics
         self._fields: dict[str, Any] | None = None
         self._replay: Replay | None = None
-        # The body, the inputs it holds on to (media bytes too), headers and fields, roughly.
-        self.size = len(body) + sum(c.payload_bytes for c in contents) + 256
+        # The body, the media bytes of the inputs it holds on to, headers and fields, roughly.
+        held = len(body) + 256
+        for content in contents:
+            for part in content.parts:
+                held += len(part.data)
+        self.size = held
 
     def replayed(self, log_fields: dict[str, Any]) -> RawJSON:
         """Count the answer again (log line, metrics) and return it, ready to send."""
