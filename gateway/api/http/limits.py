@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ from gateway.api.http import media_budget
 from gateway.api.http.media_budget import MediaBudget
 from gateway.errors import InvalidRequest
 from gateway.observability.request_log import bind_state
+
+_COMPACT_AT = 4096  # finished watches kept behind a slow body before the queue is rebuilt
 
 
 def request_frame(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
@@ -33,16 +36,22 @@ def request_frame(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
     the bytes go back."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
+        deadlines: BodyDeadlines | None = None
+
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            nonlocal deadlines
             if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             bind_state(scope)  # the request's clock and log fields start here
             loop = asyncio.get_running_loop()
+            if deadlines is None or deadlines.loop is not loop:
+                deadlines = BodyDeadlines(loop)
+            queue = deadlines
             task = asyncio.current_task()
             deadline = loop.time() + timeout_s
             started = complete = fired = False
-            timer: asyncio.TimerHandle | None = None
+            timer: Watch | None = None
             budget: MediaBudget | None = None
             held = received = 0
 
@@ -53,13 +62,14 @@ def request_frame(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
                     task.cancel()
 
             async def timed_receive() -> ReceiveMessage:
-                # One timer per request, armed at the first read and cancelled once the body is
-                # complete: asyncio.timeout around every receive cost ~8 us on each cache hit.
+                # One watch per request, from the first read until the body is complete, in a
+                # queue behind one timer: asyncio.timeout around every receive cost ~8 us on each
+                # cache hit, a timer armed and cancelled per request ~3.5 us (uvloop).
                 nonlocal started, complete, timer, budget, held, received
                 if complete:  # later receives wait for a disconnect: no deadline on those
                     return await receive()
                 if timer is None and timeout_s > 0:
-                    timer = loop.call_at(deadline, expire)
+                    timer = queue.watch(deadline, expire)
                 try:
                     if not started:
                         started = True
@@ -88,14 +98,14 @@ def request_frame(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
                     ) from None
                 complete = message["type"] != "http.request" or not message.get("more_body")
                 if complete and timer is not None:
-                    timer.cancel()
+                    queue.done(timer)
                 return message
 
             try:
                 await app(scope, timed_receive, send)
             finally:
                 if timer is not None:
-                    timer.cancel()
+                    queue.done(timer)
                 if held:  # also when the client left or the request was cancelled
                     # The upstream call's httpx Response and its Request (the whole JSON body,
                     # base64 media and all) form a reference cycle: without a collection here
@@ -106,6 +116,68 @@ def request_frame(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
         return guarded
 
     return middleware
+
+
+class Watch:
+    """One body being read: when it must be complete, and what to do if it is not."""
+
+    __slots__ = ("deadline", "expire")
+
+    def __init__(self, deadline: float, expire: Callable[[], None] | None) -> None:
+        self.deadline = deadline
+        self.expire = expire  # None once the body is complete (or the request is over)
+
+
+class BodyDeadlines:
+    """Every body deadline on one loop, oldest first, behind a single timer.
+
+    All bodies get the same timeout, so deadlines arrive in order (a request's is set at its
+    arrival, its watch at its first read, microseconds later: one that overtook an older
+    unfinished one can fire that much late). The timer is armed for the oldest unfinished watch;
+    finished ones are dropped from the front as they finish, so the queue holds the bodies in
+    flight plus whatever finished behind the oldest of them (compacted when that grows)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._queue: deque[Watch] = deque()
+        self._armed = False  # one timer at a time, for the oldest unfinished watch
+
+    def watch(self, deadline: float, expire: Callable[[], None]) -> Watch:
+        entry = Watch(deadline, expire)
+        self._queue.append(entry)
+        if not self._armed:
+            self._armed = True
+            self.loop.call_at(deadline, self._fire)
+        return entry
+
+    def done(self, entry: Watch) -> None:
+        """The body is complete (or the request over): its deadline no longer matters."""
+        entry.expire = None
+        queue = self._queue
+        while queue and queue[0].expire is None:
+            queue.popleft()
+        if len(queue) > _COMPACT_AT and len(queue) > 4 * self._live():
+            self._queue = deque(e for e in queue if e.expire is not None)
+
+    def _live(self) -> int:
+        return sum(1 for e in self._queue if e.expire is not None)
+
+    def _fire(self) -> None:
+        self._armed = False
+        now = self.loop.time()
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            if head.expire is None:
+                queue.popleft()
+            elif head.deadline <= now:
+                queue.popleft()
+                expire, head.expire = head.expire, None
+                expire()
+            else:
+                self._armed = True
+                self.loop.call_at(head.deadline, self._fire)
+                return
 
 
 def _declared_length(scope: Scope) -> int:
