@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from gateway.config.similar import NearDuplicateSettings
 from gateway.similar.index import HammingIndexes
-from gateway.similar.multihash import SCAN_WORDS, probe_for
+from gateway.similar.multihash import plan
 from gateway.similar.store import SimilarStore
 
 GROUP = b"bench|image"
@@ -102,11 +102,11 @@ def index_search(size: int, cache: Path | None, queries: int = 500) -> list[str]
             recall.append(f"{bits} bits {found / max(wanted, 1):.0%}")
         held = indexes.nbytes() / 2**20
         store.close()
-    if size * 4 <= SCAN_WORDS:
+    chosen = plan(32, size, s.image_radius)
+    if chosen is None:
         how = "few enough to be scanned whole: exact at any radius"
     else:
-        probe = probe_for(16, size, s.image_radius)
-        how = f"{probe} bit(s) probed a piece, so exact up to {16 * (probe + 1) - 1} bits by the"
+        how = f"{chosen} bit(s) probed a piece, so exact up to {16 * (chosen + 1) - 1} bits by the"
         how += " pigeonhole bound; beyond, the recall below"
     return ["### Index search", "",
             f"{size:,} random 256-bit prints in the production HammingIndexes (a multi-index"

@@ -6,11 +6,13 @@ so the rows whose piece equals a value are one slice. A search probes, in every 
 query's piece and each value within `probe` bits of it; every candidate is then measured with an
 exact XOR + popcount over the whole code and cut at the radius. Pigeonhole: a code within `r`
 bits of the query over `m` pieces has a piece within floor(r / m) bits of the query's, so the
-search is exact whenever `probe >= floor(r / m)`. The probe is picked per search, the largest
-that keeps the expected candidates (probes x rows / 65,536) within CANDIDATES; beyond it,
-recall is empirical (measured by bench/near_index.py). A group small enough to scan (SCAN_WORDS)
-is scanned whole, exactly. The newest rows wait in an unsorted tail (scanned exactly) and are
-merged into the tables TAIL at a time. Memory: numpy arrays only, ~105 bytes per 256-bit print.
+search is exact whenever `probe >= floor(r / m)`. Each search is planned from the group's size
+with a cost model measured on this machine (~90 ns a candidate gathered, ~2 ns a 64-bit word
+scanned): the cheaper of the exact ways (a whole scan, or the tables at that probe) when it fits
+BUDGET_NS, else the tables at the largest probe that fits, whose recall beyond the bound is
+empirical (bench/near_index.py measures it). The newest rows wait in an unsorted tail (always
+scanned) and are merged into the tables TAIL at a time. Memory: numpy arrays only, ~110 bytes
+per 256-bit print.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from numpy.typing import NDArray
 PIECE = 16  # bits per piece: 65,536 values, ~15 rows a value at 1 M prints
 VALUES = 1 << PIECE
 TAIL = 8192  # rows scanned exactly before they are merged into the tables
-SCAN_WORDS = 1 << 18  # a group of at most this many 64-bit words is scanned whole (~0.2 ms)
-CANDIDATES = 8192  # expected candidates a search may gather (~0.6 ms of CPU)
+BUDGET_NS = 800_000  # CPU a search may plan for (the goal: under 1 ms at 1 M prints)
+CANDIDATE_NS = 90  # a candidate row gathered from a table and measured
+WORD_NS = 2  # a 64-bit word of a whole scan
 MAX_PROBE = 3  # bits a piece may differ by in a probe (697 values a table)
 
 
@@ -36,14 +39,23 @@ def _masks(probe: int) -> NDArray[np.uint16]:
     return keep[np.argsort(weights[keep], kind="stable")].astype(np.uint16)
 
 
-def probe_for(pieces: int, rows: int, radius: int) -> int:
-    """The probe a search of `rows` table rows uses for `radius` (exact when it reaches
-    radius // pieces)."""
+def plan(code_bytes: int, rows: int, radius: int) -> int | None:
+    """How a group of `rows` codes is searched at `radius`: None for a whole scan (exact),
+    else the probe of the tables (exact when it reaches radius // pieces)."""
+    pieces, words = code_bytes * 8 // PIECE, code_bytes // 8
+    scan = rows * words * WORD_NS
+
+    def tables(probe: int) -> float:
+        probes = sum(comb(PIECE, i) for i in range(probe + 1))
+        return pieces * probes * rows / VALUES * CANDIDATE_NS
+
+    need = radius // pieces
+    exact = [(scan, None)] + ([(tables(need), need)] if need <= MAX_PROBE else [])
+    cost, how = min(exact, key=lambda pair: pair[0])
+    if cost <= BUDGET_NS:
+        return how
     probe = 0
-    while probe < min(radius // pieces, MAX_PROBE):
-        probes = sum(comb(PIECE, i) for i in range(probe + 2))
-        if pieces * probes * rows / VALUES > CANDIDATES:
-            break
+    while probe < min(need, MAX_PROBE) and tables(probe + 1) <= BUDGET_NS:
         probe += 1
     return probe
 
@@ -147,11 +159,12 @@ class MultiIndexHash:
         if self.size == 0:
             return []
         query = np.frombuffer(code, dtype=np.uint64)
-        if self.size * self.words <= SCAN_WORDS:
+        probe = plan(self.words * 8, self.size, radius)
+        if probe is None:
             rows, codes = np.arange(self.size), self.codes[: self.size]
         else:
             tail = np.arange(self.sorted, self.size)
-            rows = np.concatenate((self._candidates(query, radius), tail))
+            rows = np.concatenate((self._candidates(query, probe), tail))
             codes = self.codes[rows]
         bits = np.bitwise_count(codes ^ query)
         distance = bits[:, 0].astype(np.int64)
@@ -164,10 +177,9 @@ class MultiIndexHash:
         order = np.lexsort((labels, distance))[:count]
         return list(zip(labels[order].tolist(), distance[order].tolist(), strict=True))
 
-    def _candidates(self, query: NDArray[np.uint64], radius: int) -> NDArray[np.int64]:
+    def _candidates(self, query: NDArray[np.uint64], probe: int) -> NDArray[np.int64]:
         """The table rows sharing a piece within the probe of the query's (a row may come
         more than once: deduplicating the few survivors is cheaper than every candidate)."""
-        probe = probe_for(self.pieces, self.sorted, radius)
         masks = self._masks.get(probe)
         if masks is None:
             masks = self._masks[probe] = _masks(probe)
@@ -185,8 +197,8 @@ class MultiIndexHash:
 
     def exact(self, radius: int) -> bool:
         """True when a search at `radius` now finds every code within it."""
-        small = self.size * self.words <= SCAN_WORDS
-        return small or probe_for(self.pieces, self.sorted, radius) >= radius // self.pieces
+        probe = plan(self.words * 8, self.size, radius)
+        return probe is None or probe >= radius // self.pieces
 
     def nbytes(self) -> int:
         """Bytes held by the arrays (capacity included)."""

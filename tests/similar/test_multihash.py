@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gateway.similar import multihash
-from gateway.similar.multihash import MultiIndexHash, probe_for
+from gateway.similar.multihash import MultiIndexHash, plan
 
 
 def random_codes(count: int, code_bytes: int, seed: int = 3) -> np.ndarray:
@@ -37,7 +37,7 @@ def test_every_image_print_within_the_bound_is_found_among_200k(
 ) -> None:
     table, codes = images
     radius = 47  # 16 pieces, probe 2 at 200k: some piece is within 2 bits of the query's
-    assert probe_for(table.pieces, table.sorted, radius) == 2 and table.exact(radius)
+    assert plan(32, len(codes), radius) == 2 and table.exact(radius)
     rng = np.random.default_rng(5)
     for row in rng.integers(0, len(codes), 40):
         # the worst case for the tables: every piece changed, all but one by 3 bits
@@ -52,7 +52,7 @@ def test_every_image_print_within_the_bound_is_found_among_200k(
 def test_text_prints_within_the_bound_are_found_through_the_tables(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(multihash, "SCAN_WORDS", 0)  # the tables even where a scan would do
+    monkeypatch.setattr(multihash, "WORD_NS", 10**6)  # the tables even where a scan would do
     codes = random_codes(200_000, 8, seed=6)
     table = MultiIndexHash(8)
     table.add(np.arange(1, len(codes) + 1, dtype=np.int64), codes)
@@ -74,7 +74,7 @@ def test_a_small_group_is_scanned_exactly_at_any_radius() -> None:
 
 
 def test_the_nearest_come_back_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(multihash, "SCAN_WORDS", 0)
+    monkeypatch.setattr(multihash, "WORD_NS", 10**6)  # no whole scan: the tables and the tail
     monkeypatch.setattr(multihash, "TAIL", 64)
     codes = random_codes(3000, 32)
     base = codes[100]
@@ -104,9 +104,10 @@ def test_removed_rows_are_compacted_away(monkeypatch: pytest.MonkeyPatch) -> Non
     assert table.search(codes[0].tobytes(), 1, 0) == [(401, 0)]
 
 
-def test_the_probe_shrinks_as_a_group_grows() -> None:
-    assert probe_for(16, 200_000, 48) == 2  # exact to 47 bits
-    assert probe_for(16, 1_000_000, 48) == 1  # exact to 31 bits; beyond, measured recall
-    assert probe_for(4, 500_000, 16) == 2  # 64-bit text prints: exact to 11 bits
-    assert probe_for(4, 1_000_000, 16) == 1  # and to 7 at 1 M
-    assert probe_for(16, 1_000_000, 8) == 0  # within 15 bits: an equal piece is enough
+def test_the_plan_is_exact_while_it_fits_and_then_the_widest_probe_that_does() -> None:
+    assert plan(32, 100_000, 48) is None  # a whole scan: exact at the default radius
+    assert plan(32, 200_000, 48) == 2  # exact to 47 bits
+    assert plan(32, 1_000_000, 48) == 1  # exact to 31 bits; beyond, measured recall
+    assert plan(32, 1_000_000, 15) == 0  # within 15 bits an equal piece is enough: exact
+    assert plan(8, 300_000, 16) is None  # 64-bit text prints: scanned whole
+    assert plan(8, 1_000_000, 16) == 2  # and exact to 11 bits at 1 M
