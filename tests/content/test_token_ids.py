@@ -8,15 +8,18 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+import pytest_asyncio
 
 from gateway.content.tokens import cl100k_base, decode_token_ids, install_tiktoken_cache
-from tests.conftest import Gateway, unit
+from gateway.fake import FakeGemini
+from tests.conftest import Gateway, make_settings, next_case, served, unit
 
 MODEL = "gemini-embedding-2"
 HELLO_WORLD = [15339, 1917]  # cl100k_base for "hello world"
@@ -78,10 +81,20 @@ BAD: list[tuple[str, Any, str]] = [
 ]
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def refusing(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    """One gateway for every BAD case: each is refused before anything is stored or sent."""
+    cache = tmp_path_factory.mktemp("bad-token-ids") / "cache"
+    async with served(make_settings(cache), FakeGemini()) as shared:
+        yield shared
+
+
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("name", "input", "param"), BAD, ids=[b[0] for b in BAD])
 async def test_bad_token_ids_are_400_naming_the_id(
-    gateway: Gateway, name: str, input: Any, param: str
+    refusing: Gateway, name: str, input: Any, param: str
 ) -> None:
+    gateway = next_case(refusing)
     response = await gateway.embed(model=MODEL, input=input)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
