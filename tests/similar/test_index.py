@@ -153,3 +153,14 @@ def test_a_request_of_many_screenshots_holds_no_decoded_frame(
         assert look.images is not None
         assert [printed.__dict__ for _, printed in look.images.values()] == [{}]
     similar.close()
+
+
+def test_an_older_versions_graph_snapshot_is_removed_at_start(tmp_path: Path) -> None:
+    from gateway.config.similar import NearDuplicateSettings
+    from gateway.similar.service import SimilarInputs
+
+    stale = tmp_path / "index-0123456789abcdef01234567.usearch"
+    stale.write_bytes(b"an HNSW graph nothing reads any more")
+    similar = SimilarInputs(NearDuplicateSettings(image=True), tmp_path / "near.sqlite3")
+    assert not stale.exists()
+    similar.close()
