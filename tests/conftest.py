@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import certifi
 import httpx
 import hypothesis
 import numpy as np
@@ -38,6 +40,25 @@ def examples(everyday: int) -> int:
     """A property test's example count: `everyday` in the suite (its fast loop), 20x as many
     under HYPOTHESIS_PROFILE=deep, which looks where the everyday run has no time to."""
     return everyday * 20 if DEEP else everyday
+
+
+@functools.cache
+def _sdk_tls() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def in_process_sdk_options(http: httpx.AsyncClient, **options: Any) -> dict[str, Any]:
+    """google-genai's `http_options` for a client of the in-process app. The SDK builds two TLS
+    contexts per client (~37 ms of CPU loading the CA bundle) for its sync client and websockets,
+    which these tests never use: one context serves them all."""
+    tls = _sdk_tls()
+    return {
+        "base_url": str(http.base_url),
+        "httpx_async_client": http,
+        "client_args": {"verify": tls},
+        "async_client_args": {"ssl": tls},
+        **options,
+    }
 
 
 def make_settings(cache_dir: Path, **sections: dict[str, Any]) -> Settings:

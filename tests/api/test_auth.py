@@ -9,14 +9,14 @@ from typing import Any
 import openai
 import pytest
 from google import genai
-from google.genai import errors, types
+from google.genai import errors
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from structlog.testing import capture_logs
 
 from gateway.api.http.auth import ClientAuth
 from gateway.fake import FakeGemini
-from tests.conftest import make_app, make_settings
+from tests.conftest import in_process_sdk_options, make_app, make_settings
 
 KEYS = frozenset({"team-a-key-0001", "team-b-key-0002"})
 GE2 = "gemini-embedding-2"
@@ -43,8 +43,7 @@ def openai_sdk(http: AsyncTestClient[Litestar], key: str) -> openai.AsyncOpenAI:
 
 
 def genai_sdk(http: AsyncTestClient[Litestar], key: str) -> genai.client.AsyncClient:
-    options = types.HttpOptions(base_url=str(http.base_url), httpx_async_client=http)
-    return genai.Client(api_key=key, http_options=options).aio
+    return genai.Client(api_key=key, http_options=in_process_sdk_options(http)).aio
 
 
 async def test_openai_sdk_with_a_key_is_served_and_without_one_gets_an_openai_401(

@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 
 from gateway.config import Settings
 from gateway.fake import FakeGemini, FakePart
-from tests.conftest import UPSTREAM_KEY, make_app, make_settings
+from tests.conftest import UPSTREAM_KEY, in_process_sdk_options, make_app, make_settings
 
 CLIENT_KEY = "client-secret-key-123"
 GE2 = "gemini-embedding-2"
@@ -39,8 +39,7 @@ class GeminiGateway:
         self.genai = self.client(key)
 
     def client(self, key: str) -> genai.client.AsyncClient:
-        options = types.HttpOptions(base_url=str(self.http.base_url), httpx_async_client=self.http)
-        return genai.Client(api_key=key, http_options=options).aio
+        return genai.Client(api_key=key, http_options=in_process_sdk_options(self.http)).aio
 
 
 async def _started(

@@ -13,7 +13,7 @@ import numpy as np
 import openai
 import pytest
 from google import genai
-from google.genai import errors, types
+from google.genai import errors
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -22,7 +22,7 @@ from gateway.config import Secrets, Settings
 from gateway.fake import FakeGemini
 from gateway.upstream.auth import ApiKeyAuth
 from gateway.upstream.vertex import VertexUpstream, vertex_host
-from tests.conftest import make_settings
+from tests.conftest import in_process_sdk_options, make_settings
 
 CLIENT_KEY = "sk-client-key-not-for-google"
 VERTEX_KEY = "vertex-express-key"
@@ -39,7 +39,7 @@ class VertexGateway:
         self.openai = openai.AsyncOpenAI(
             base_url=f"{http.base_url}/v1", api_key=CLIENT_KEY, http_client=http, max_retries=0
         )
-        options = types.HttpOptions(base_url=str(http.base_url), httpx_async_client=http)
+        options = in_process_sdk_options(http)
         self.genai = genai.Client(api_key=CLIENT_KEY, http_options=options).aio
 
 
