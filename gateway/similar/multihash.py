@@ -79,7 +79,7 @@ class MultiIndexHash:
         self.dead = 0
         self.sorted = 0  # rows [0, sorted) are in the tables; [sorted, size) are the tail
         self.orders = np.zeros((self.pieces, 0), dtype=np.int32)
-        self.offsets = np.zeros((self.pieces, VALUES + 1), dtype=np.int64)
+        self.offsets = np.zeros((self.pieces, 0), dtype=np.int64)  # none until tables pay
 
     def __len__(self) -> int:
         return self.size - self.dead
@@ -107,9 +107,12 @@ class MultiIndexHash:
         if merge:
             self.settle()
 
-    def settle(self) -> None:
-        """Merge the tail into the tables once it is long enough."""
-        if self.size - self.sorted >= TAIL:
+    def settle(self, *, whole: bool = False) -> None:
+        """Merge the tail into the tables once it is long enough (whole: all of it). A group a
+        whole scan serves within the budget has no tables at all (8 MiB of offsets saved)."""
+        if self.size * self.words * WORD_NS <= BUDGET_NS:
+            return
+        if self.size - self.sorted >= (1 if whole else TAIL):
             self._merge()
 
     def _grow(self, need: int) -> None:
@@ -127,6 +130,8 @@ class MultiIndexHash:
         rows = np.arange(self.sorted, self.size, dtype=np.int32)
         pieces = self.codes[self.sorted : self.size].view(np.uint16)
         orders = np.empty((self.pieces, self.size), dtype=np.int32)
+        if self.offsets.shape[1] == 0:
+            self.offsets = np.zeros((self.pieces, VALUES + 1), dtype=np.int64)
         for j in range(self.pieces):
             values = pieces[:, j]
             order = np.argsort(values, kind="stable")
@@ -151,15 +156,15 @@ class MultiIndexHash:
         keep = np.flatnonzero(self.alive[: self.size])
         labels, codes = self.labels[keep], self.codes[keep].view(np.uint8)
         self._empty()
-        self.add(labels, codes)
-        self._merge()
+        self.add(labels, codes, merge=False)
+        self.settle(whole=True)
 
     def search(self, code: bytes, count: int, radius: int) -> list[tuple[int, int]]:
         """Up to `count` (label, distance) nearest to `code` within `radius`, nearest first."""
         if self.size == 0:
             return []
         query = np.frombuffer(code, dtype=np.uint64)
-        probe = plan(self.words * 8, self.size, radius)
+        probe = plan(self.words * 8, self.size, radius) if self.sorted else None
         if probe is None:
             rows, codes = np.arange(self.size), self.codes[: self.size]
         else:
@@ -197,7 +202,7 @@ class MultiIndexHash:
 
     def exact(self, radius: int) -> bool:
         """True when a search at `radius` now finds every code within it."""
-        probe = plan(self.words * 8, self.size, radius)
+        probe = plan(self.words * 8, self.size, radius) if self.sorted else None
         return probe is None or probe >= radius // self.pieces
 
     def nbytes(self) -> int:

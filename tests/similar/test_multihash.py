@@ -64,11 +64,12 @@ def test_text_prints_within_the_bound_are_found_through_the_tables(
         assert (row + 1, 11) in table.search(query, 8, radius)
 
 
-def test_a_small_group_is_scanned_exactly_at_any_radius() -> None:
-    codes = random_codes(5000, 32)
+def test_a_small_group_is_scanned_exactly_at_any_radius_and_holds_no_tables() -> None:
+    codes = random_codes(20_000, 32)
     table = MultiIndexHash(32)
-    table.add(np.arange(1, 5001, dtype=np.int64), codes)
-    assert table.exact(256)
+    table.add(np.arange(1, 20_001, dtype=np.int64), codes)
+    assert table.exact(256) and table.sorted == 0
+    assert table.nbytes() < 1_000_000  # 20k codes and labels; no 8 MiB of offsets per group
     query = spread(codes[42], [4] * 16, np.random.default_rng(1))  # 64 bits: no piece equal
     assert table.search(query, 1, 64) == [(43, 64)]
 
