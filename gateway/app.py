@@ -174,7 +174,11 @@ def create_app(
         guard=auth,
         before_send=[before_send],
         on_error=error_response,
-        handlers=dict.fromkeys(openai.LEAN_ROUTES, openai.create_embeddings),
+        prefixed={p: (t, gemini.gemini_answer) for p, t in gemini.LEAN_PREFIXES.items()},
+        handlers={
+            **dict.fromkeys(openai.LEAN_ROUTES, openai.create_embeddings),
+            **dict.fromkeys(gemini.LEAN_PREFIXES, gemini.gemini_models_post),
+        },
     )
     return app
 

@@ -14,6 +14,11 @@ from gateway.fake import FakeGemini
 from tests.conftest import make_app, make_settings
 
 KEY = "sk-lane-test"
+GEMINI = "/v1beta/models/gemini-embedding-2"
+BATCH = (
+    b'{"requests":[{"model":"models/gemini-embedding-2","content":{"parts":[{"text":"two"}]}},'
+    b'{"model":"models/gemini-embedding-2","content":{"parts":[{"text":"three"}]}}]}'
+)
 REQUESTS: list[tuple[str, str, dict[str, str], bytes]] = [
     ("POST", "/v1/embeddings", {}, b'{"model":"gemini-embedding-2","input":"lane","user":"a"}'),
     ("POST", "/v1/embeddings", {}, b'{"model":"gemini-embedding-2","input":"lane","user":"b"}'),
@@ -27,6 +32,14 @@ REQUESTS: list[tuple[str, str, dict[str, str], bytes]] = [
     ("POST", "/v1/embeddings/", {}, b'{"model":"gemini-embedding-2","input":"lane"}'),
     ("GET", "/v1/embeddings", {}, b""),
     ("POST", "/v1/embeddings", {"host": "bad host"}, b"{}"),
+    ("POST", f"{GEMINI}:embedContent", {}, b'{"content":{"parts":[{"text":"lane"}]}}'),
+    ("POST", f"{GEMINI}:batchEmbedContents", {}, BATCH),
+    ("POST", f"{GEMINI}:batchEmbedContents", {"x-gateway-near-duplicate": "off"}, BATCH),
+    ("POST", "/v1/models/gemini-embedding-2:embedContent", {}, b'{"content":{"parts":[]}}'),
+    ("POST", f"{GEMINI}:countTokens", {}, b"{}"),
+    ("POST", "/v1beta/models/nope:embedContent", {}, b"{}"),
+    ("POST", "/v1beta/models/a/b:embedContent", {}, b"{}"),
+    ("POST", f"{GEMINI}:embedContent", {"x-goog-api-key": "wrong"}, b"{}"),
 ]
 
 
@@ -55,7 +68,7 @@ async def _run(tmp_path: Path, *, lane: bool) -> tuple[list[Any], list[str]]:
             reply = await client.request(method, path, headers={**sent, **headers}, content=body)
             seen.append(_seen(reply))
         scrape = await client.get("/metrics", headers={"authorization": f"Bearer {KEY}"})
-    assert fake.items_received == 2  # "lane" and "two" once each, lane or not
+    assert fake.items_received == 3  # "lane", "two" and "three" once each, lane or not
     return seen, _counts(scrape.text)
 
 

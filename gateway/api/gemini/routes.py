@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, post
+from litestar.types import Receive, Scope
 
 from gateway.api.deps import Services, services_of
 from gateway.api.gemini import schema
@@ -19,7 +20,7 @@ from gateway.api.gemini.options import applied
 from gateway.api.gemini.wire import WireItem, parse_request
 from gateway.api.http.cache_headers import cache_headers
 from gateway.api.http.operation import Operation, declare
-from gateway.api.http.raw_response import RawJSON, read_body
+from gateway.api.http.raw_response import RawJSON, read_scope_body
 from gateway.config import ModelSpec
 from gateway.content.model import Content, EmbedParams, estimate_tokens
 from gateway.embedder import Embedded
@@ -105,9 +106,15 @@ _ERRORS = (400, 404, 408, 413, 429, 502, 503, 504)
 )
 async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> RawJSON:
     """Google's embedding methods, answered from the gateway's cache and upstream."""
-    services = services_of(request)  # client keys: the app-wide guard (api/auth.py)
+    # client keys: the app-wide guard (api/auth.py)
+    return await gemini_answer(services_of(request), request.scope, request.receive)
+
+
+async def gemini_answer(services: Services, scope: Scope, receive: Receive) -> RawJSON:
+    """The Gemini POST route's work; api/http/lean.py calls it without litestar's layers."""
+    target: str = scope["path_params"]["target"]
     model, _, method = target.rpartition(":")
-    version = request.scope["path"].split("/", 2)[1]
+    version = scope["path"].split("/", 2)[1]
     if not model or method not in _METHODS:
         raise NotFound(f"Method not found: {target!r}; the gateway serves {', '.join(_METHODS)}")
     model = model.removeprefix("models/")
@@ -118,16 +125,16 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
             f" {method}. Call ListModels to see the list of available models and their"
             " supported methods."
         )
-    body = await read_body(request, services.settings.server.max_body_bytes)
+    body = await read_scope_body(scope, receive, services.settings.server.max_body_bytes)
     memo = services.responses
-    memo_key = memo.key_for(request.scope["path"].encode(), body)
+    memo_key = memo.key_for(scope["path"].encode(), body)
     answer = memo.get(memo_key) if memo_key else None
     if answer is not None:
-        return answer.replayed(request_state(request.scope))
+        return answer.replayed(request_state(scope))
     items = await parse_request(body, method, model, spec, services.settings)
-    state = request_state(request.scope)
+    state = request_state(scope)
     state.update(model=spec.id, inputs=len(items))
-    near = near_switch(request.headers.get("x-gateway-near-duplicate"))
+    near = near_switch(_header(scope, b"x-gateway-near-duplicate"))
     served = await embed_items(items, spec, services, near=near)
     state.update(hits=served.hits, misses=served.misses)
     if method == "embedContent":
@@ -141,6 +148,18 @@ async def gemini_models_post(request: Request[Any, Any, Any], target: str) -> Ra
         contents = [item.content for item in items]
         memo.remember(memo_key, response, spec, contents, served.tokens, services.metrics)
     return response
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (the first one sent), as litestar's Headers would give it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+# POST paths api/http/lean.py answers without litestar's layers: prefix -> litestar's template.
+LEAN_PREFIXES = {"/v1/models/": "/v1/models/{target}", "/v1beta/models/": "/v1beta/models/{target}"}
 
 
 def _groups(

@@ -32,7 +32,10 @@ _VALID_HOST = re.compile(rb"\A[0-9A-Za-z!$&'()*+,;=\-._~:\[\]@%]*\Z")
 
 
 class LeanLane:
-    """POST `path` -> its core, for one app; built once by app.create_app."""
+    """POST `path` -> its core, for one app; built once by app.create_app.
+
+    `routes`: exact paths. `prefixed`: prefix -> (litestar's path template, core), for a route
+    whose one path parameter, `target`, is the rest of the path (a single segment)."""
 
     def __init__(
         self,
@@ -43,41 +46,57 @@ class LeanLane:
         guard: ClientAuth | None,
         before_send: Sequence[BeforeSend],
         on_error: ErrorHandler,
+        prefixed: Mapping[str, tuple[str, Core]] | None = None,
         handlers: Mapping[str, Any] | None = None,
     ) -> None:
         self.routes = dict(routes)
+        self.prefixed = dict(prefixed or {})
         self._services = services
         self._guard = guard if guard is not None and guard.enabled else None
         self._hooks = tuple(before_send)
         self._on_error = on_error
         self._framed = frame(self._answer)
-        # path -> its litestar handler, for scope["route_handler"] as litestar sets it
+        # path or prefix -> its litestar handler, for scope["route_handler"] as litestar sets it
         self.handlers = dict(handlers or {})
 
-    def takes(self, scope: Scope) -> Core | None:
-        """The core that answers this request here, or None: litestar answers it."""
+    def takes(self, scope: Scope) -> bool:
+        """True when this request is answered here; False: litestar answers it."""
         if (
             scope["type"] != ScopeType.HTTP
             or scope.get("method") != "POST"
             or scope.get("root_path")
         ):
-            return None
-        core = self.routes.get(scope["path"])
-        if core is None:
-            return None
+            return False
+        path = scope["path"]
+        if path not in self.routes and not self._match(path):
+            return False
         for name, value in scope["headers"]:
             if name == b"host":
-                return core if _VALID_HOST.match(value) else None
-        return core
+                return _VALID_HOST.match(value) is not None
+        return True
+
+    def _match(self, path: str) -> str | None:
+        """The prefix whose route takes `path`, if any."""
+        for prefix in self.prefixed:
+            if path.startswith(prefix):
+                rest = path[len(prefix) :]
+                return prefix if rest and "/" not in rest else None
+        return None
 
     async def serve(self, app: Litestar, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one request `takes` accepted, as litestar would have."""
         path = scope["path"]
         scope["app"] = scope["litestar_app"] = app
         scope.setdefault("state", {})
-        scope.setdefault("path_params", {})
-        scope["route_handler"] = self.handlers.get(path)  # type: ignore[arg-type]  # may be None
-        scope["path_template"] = path
+        if path in self.routes:
+            scope.setdefault("path_params", {})
+            scope["route_handler"] = self.handlers.get(path)  # type: ignore[arg-type]  # may be None
+            scope["path_template"] = path
+        else:
+            prefix = self._match(path) or ""
+            scope["path_params"] = {"target": path[len(prefix) :]}
+            scope["route_handler"] = self.handlers.get(prefix)  # type: ignore[arg-type]
+            scope["path_template"] = self.prefixed[prefix][0]
         hooks = self._hooks
 
         async def hooked_send(message: Message) -> None:
@@ -92,7 +111,9 @@ class LeanLane:
         try:
             if self._guard is not None:
                 self._guard.check(scope)
-            answer = await self.routes[scope["path"]](self._services, scope, receive)
+            path = scope["path"]
+            core = self.routes.get(path) or self.prefixed[self._match(path) or ""][1]
+            answer = await core(self._services, scope, receive)
         except Exception as exc:  # the route's exception middleware, as litestar's
             request: Request[Any, Any, Any] = Request(scope=scope, receive=receive, send=send)
             response = self._on_error(request, exc)
@@ -108,7 +129,7 @@ class LeanLitestar(Litestar):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         lane = self.lane
-        if lane is not None and lane.takes(scope) is not None:
+        if lane is not None and lane.takes(scope):
             await lane.serve(self, scope, receive, send)
             return
         await super().__call__(scope, receive, send)
