@@ -63,7 +63,9 @@ async def parse_input(
     if type(raw) is str and len(raw) <= _LONG_TEXT_CHARS:
         # The commonest request, one short text: no parts to name, load or hold budget for.
         content = Content(parts=(Part.of_text(raw),))
-        if spec is not None:
+        # A text of n characters has at most 4n UTF-8 bytes and as many tokens: within the
+        # model's limit it needs no check (check_limits' own first test), media limits none.
+        if spec is not None and len(raw) * 4 > spec.max_tokens:
             check_limits(content, spec, param="input", part_params=_WHOLE_INPUT)
         return [content]
     media = media or MediaSettings()
