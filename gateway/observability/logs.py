@@ -22,6 +22,8 @@ _sink: LineSink | None = None
 # it without structlog's per-call layers. None under the console renderer.
 _json_pipeline: tuple[Any, ...] | None = None
 _json_logger: structlog.BytesLogger | None = None
+# Levels add_log_level writes as they are named ("warn" and "exception" it renames).
+_PLAIN_LEVELS = frozenset(("debug", "info", "warning", "error", "critical"))
 _SINKS: weakref.WeakSet[LineSink] = weakref.WeakSet()
 _fork_hook = False
 
@@ -134,7 +136,7 @@ def configure_logging(settings: LogSettings) -> None:
         factory = structlog.BytesLoggerFactory(file=_sink)  # type: ignore[arg-type]  # write+flush suffice
     else:
         factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
-    processors: list[Any] = [
+    processors: list[Any] = [  # write_event takes the stamp and the renderer by position
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         UtcStamper(),
@@ -169,6 +171,14 @@ def write_event(method: str, event_dict: dict[str, Any]) -> bool:
     ):
         return False
     rendered: Any = event_dict
+    plain = method in _PLAIN_LEVELS and "exc_info" not in event_dict
+    if plain and not structlog.contextvars.get_contextvars():
+        # What merge_contextvars, add_log_level and format_exc_info would do: nothing to
+        # merge, the level as named, no exception. Then the stamp and the JSON, as theirs.
+        event_dict["level"] = method
+        stamp, render = pipeline[2], pipeline[4]
+        logger.msg(render(logger, method, stamp(logger, method, event_dict)))
+        return True
     for processor in pipeline:
         rendered = processor(logger, method, rendered)
     logger.msg(rendered)

@@ -45,6 +45,19 @@ def test_write_event_writes_what_structlog_writes(json_logging: io.BytesIO) -> N
     assert list(json.loads(second)) == [*_fields(), "event", "level", "timestamp"]
 
 
+@pytest.mark.parametrize("level", ["warning", "warn"])
+def test_bound_context_and_renamed_levels_render_as_structlog_does(
+    json_logging: io.BytesIO, level: str
+) -> None:
+    with structlog.contextvars.bound_contextvars(tenant="t1"):
+        getattr(structlog.get_logger("gateway.request"), level)("request", **_fields())
+        assert logs.write_event(level, {**_fields(), "event": "request"})
+    first, second = json_logging.getvalue().decode().splitlines()
+    stamp = re.compile(r'"timestamp":"[^"]+"')
+    assert stamp.sub("", first) == stamp.sub("", second)
+    assert json.loads(second)["tenant"] == "t1"
+
+
 def test_a_capture_of_the_logs_is_respected(json_logging: io.BytesIO) -> None:
     with capture_logs():
         assert not logs.write_event("info", {"event": "request"})
