@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=20, help="slices, the best one kept")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--only", choices=("gateway", "bare"), help="measure one app (py-spy)")
     args = parser.parse_args(argv)
     bodies = _bodies(args.requests + WARM)
     # Log lines go where a worker's go when nobody reads them: not this terminal.
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             figures = {}
-            for name in ("bare", "gateway"):
+            for name in [args.only] if args.only else ["bare", "gateway"]:
                 app = _bare() if name == "bare" else _gateway(Path(tmp))
                 us, stats = asyncio.run(_measure(app, bodies, args.profile == name, args.reps))
                 figures[name] = us
@@ -177,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                     os.dup2(devnull, 2)
     finally:
         os.dup2(saved, 2)
+    if args.only:
+        print(f"CPU per request: {args.only} {figures[args.only]:.1f} us")
+        return 0
     bare, gateway = figures["bare"], figures["gateway"]
     print(f"CPU per request: bare litestar {bare:.1f} us, gateway fresh-bytes hit {gateway:.1f} us")
     print(f"gateway extra {gateway - bare:.1f} us; CPU ratio bare/gateway {bare / gateway:.2f}")
