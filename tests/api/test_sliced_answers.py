@@ -93,6 +93,47 @@ async def hit_between_slices(
     assert big_answer.json()["data"][0]["embedding"] == hit_answer.json()["data"][0]["embedding"]
 
 
+async def test_a_gemini_hit_is_served_between_the_slices_of_a_large_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slices, "SLICE_UNITS", UNITS)
+    monkeypatch.setattr(chunked, "PIECE_BYTES", 8192)  # and sent in pieces
+    url = f"/v1beta/models/{MODEL}"
+    big = {"requests": [{"model": f"models/{MODEL}", "content": {"parts": [{"text": t}]}}
+                        for t in BIG]}  # fmt: skip
+    hit = {"content": {"parts": [{"text": BIG[0]}]}}
+    async with serving(tmp_path) as client:
+        first = await client.post(f"{url}:batchEmbedContents", json=big)
+        assert first.headers["x-cache"] == "MISS"
+        events: list[str] = []
+        big_started = asyncio.Event()
+
+        def on_encode(rows: int) -> None:
+            events.append("hit row" if rows == 1 else "big slice")
+            big_started.set()
+
+        record_encodes(monkeypatch, on_encode)
+
+        async def hit_once_big_started() -> httpx.Response:
+            async with asyncio.timeout(10):
+                await big_started.wait()
+            answer = await client.post(f"{url}:embedContent", json=hit)
+            events.append("hit answered")
+            return answer
+
+        big_answer, hit_answer = await asyncio.gather(
+            client.post(f"{url}:batchEmbedContents", json=big), hit_once_big_started()
+        )
+    assert big_answer.headers["x-cache"] == "HIT" and hit_answer.headers["x-cache"] == "HIT"
+    assert big_answer.headers["content-length"] == str(len(big_answer.content))
+    assert events.count("big slice") == -(
+        -len(BIG) // slices.rows_per_slice(3072, "float", "float")
+    )
+    assert events.index("hit answered") < len(events) - 1  # not after the last slice
+    assert big_answer.json() == first.json()
+    assert big_answer.json()["embeddings"][0] == hit_answer.json()["embedding"]
+
+
 @pytest.mark.parametrize("encoding", ["float", "base64"])
 async def test_a_sliced_answer_is_the_whole_answer_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str

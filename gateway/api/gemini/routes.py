@@ -15,6 +15,7 @@ from litestar import Request, post
 from litestar.types import Receive, Scope
 
 from gateway.api.deps import Services, services_of
+from gateway.api.encoding.chunked import json_response
 from gateway.api.gemini import schema
 from gateway.api.gemini.options import applied
 from gateway.api.gemini.wire import WireItem, parse_request
@@ -143,7 +144,7 @@ async def gemini_answer(services: Services, scope: Scope, receive: Receive) -> R
         metadata = usage([item.content for item in items], served.tokens)
         payload = _encode(BatchResponse([Values(r) for r in served.rows], metadata))
     headers = cache_headers(served.hits, len(items), served.unstored, sorted(served.near))
-    response = RawJSON(payload, headers=headers)
+    response = json_response(payload, headers)  # a large one goes out in pieces
     if memo_key and not served.near:  # a replay would not say which inputs were near
         contents = [item.content for item in items]
         memo.remember(memo_key, response, spec, contents, served.tokens, services.metrics)
@@ -230,7 +231,10 @@ async def embed_items(
             keys = result.keys if whole else [result.keys[p] for p in positions]
             # As Google: the stored vector at full size, else its plain prefix, not re-normalised
             # (Google normalises only the full 3072-d vector).
-            rows = services.views.rows(keys, vectors, dims, "float", "float", normalize=False)
+            # a large batch a slice at a time: requests in flight run between slices
+            rows = await services.views.rows_sliced(
+                keys, vectors, dims, "float", "float", normalize=False
+            )
             for position, row in zip(positions, rows, strict=True):
                 served.rows[indices[position]] = row
     return served
