@@ -7,6 +7,7 @@ import functools
 import gc
 import os
 import ssl
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,6 +123,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     frozen, so leaks and unraisable exceptions still surface."""
     gc.collect()
     gc.freeze()
+
+
+@pytest.hookimpl(trylast=True)  # after tests/e2e/conftest.py has marked its tests
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files in the order xdist hands them out (addopts `--no-loadscope-reorder`): the likely
+    longest first, so the two workers end together. xdist's own order is by test count, which
+    sent the one-test files that start servers (10+ s each) last, to run alone at the end."""
+    weight: dict[Path, int] = defaultdict(int)
+    for item in items:
+        # a file that starts processes or runs a slow test takes seconds; others ~50 ms a test
+        slow = item.get_closest_marker("e2e") or item.get_closest_marker("slow")
+        weight[item.path] = max(weight[item.path], 1000) + 1 if slow else weight[item.path] + 1
+    order = {path: rank for rank, path in enumerate(sorted(weight, key=lambda p: -weight[p]))}
+    items.sort(key=lambda item: order[item.path])  # stable: a file's own order is kept
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
@@ -36,6 +37,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.slow  # ~2 s: its file goes to a worker first
 def test_generated_bodies_get_documented_answers_and_never_a_5xx(tmp_path: Path) -> None:
     app = make_app(make_settings(tmp_path / "cache"), FakeGemini())
     api = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
