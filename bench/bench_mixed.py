@@ -12,7 +12,7 @@
 Three kinds of process, as in production: FakeGemini (uvicorn, 50 ms per call) in its own, the
 gateway as a real server (granian, 1 worker, as `gateway serve` runs it: bench/mixed_app.py, the
 response memo off) once per upstream path, `sdk` (google-genai, the baseline from before issue
-14) and `direct` (httpx + msgspec, large answers decoded in a worker process), side by side; and
+14) and `direct` (httpx + msgspec, each call run whole in the call worker), side by side; and
 the clients. The warm hits go out from this process over one keep-alive connection written by
 hand (a few us of client work a hit); the burst (10 requests of 100 new inputs, sent at once) goes
 out from a child process, so receiving its answers never delays a hit's clock. Each round times
@@ -391,8 +391,8 @@ def report(results: list[dict[str, Any]], command: str, load: float, encoding: s
         f"`{command}`, {dt.date.today()}, {os.cpu_count()} cores (shared), load average "
         f"{load:.1f} at the start. FakeGemini in its own process ({UPSTREAM_MS:g} ms a call); "
         "the gateway a granian server (1 worker, response memo off) once per upstream path: "
-        "`sdk` is google-genai (the baseline), `direct` is httpx + msgspec with answers over "
-        "256 KB decoded in a worker process (what the gateway ships). A warm hit (base64) is "
+        "`sdk` is google-genai (the baseline), `direct` is httpx + msgspec with each call run "
+        "whole in the call worker process (what the gateway ships). A warm hit (base64) is "
         f"scheduled every {EVERY_S * 1000:g} ms from this process: {ALONE_HITS} alone, then "
         f"while {BATCHES} requests of {BATCH} new inputs ({encoding} answers, sent at once from "
         "a child process) are served; latency counts from each hit's scheduled start.",
