@@ -306,8 +306,10 @@ def main() -> None:
         sections.append(index_search(size, cache))
     section = report(sections)
     print(section)
-    name = "near.md" if only == SECTIONS else f"near-{'-'.join(only)}.md"
-    outputs(args.write).write(name, section.replace("## Similar", "# Similar", 1))
+    whole = only == SECTIONS
+    name = "near.md" if whole else f"near-{'-'.join(only)}.md"
+    title = "# Similar" if whole else f"# Similar inputs ({', '.join(only)} only): similar"
+    outputs(args.write).write(name, section.replace("## Similar", title, 1))
 
 
 if __name__ == "__main__":
