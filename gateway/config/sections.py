@@ -56,6 +56,7 @@ class UpstreamSettings(Section, frozen=True):
     max_batch: Annotated[int, Meta(ge=1, le=100)] = 100  # the API takes 100 at most
     max_concurrency: AtLeastOne = 4
     max_wait_ms: Annotated[float, Meta(ge=0, le=60_000)] = 2.0
+    hold_max_ms: Annotated[float, Meta(ge=0, le=60_000)] = 250.0
     max_retries: Counter = 4
     backoff_base_s: Delay = 0.5
     backoff_max_s: Delay = 20.0

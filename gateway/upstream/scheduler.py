@@ -4,9 +4,10 @@ A miss joins the identical miss already in flight, else its lane's queue. A lane
 when it holds `max_batch` items or its oldest item has waited `max_wait_ms`; while every upstream
 slot is busy the queue keeps growing, so a burst becomes a few full batches. While a call of the
 same lane is in flight, a partial batch waits for company a little longer: until no call is in
-flight, at most the lane's typical call time (and 250 ms). So many clients each sending one
-miss at a time make a few calls, not one per arrival gap: the batches settle into a ping-pong,
-one gathering while the other is out. A quarter of a call was too short over real sockets:
+flight, at most the lane's typical call time (and `[upstream] hold_max_ms`, 250). So many
+clients each sending one miss at a time make a few calls, not one per arrival gap: the batches
+settle into a ping-pong, one gathering while the other is out. A quarter of a call was too
+short over real sockets:
 100 such clients' requests reach the loop spread over more than a quarter of a 50 ms call, and
 the calls went from 9 to 23-42 per 300 requests once the clients fell out of step
 (bench/misses_socket.py); three quarters gave 8-12, a whole call 8. An isolated miss, with
@@ -50,8 +51,6 @@ API_MAX_BATCH = 100  # batchEmbedContents takes at most 100 requests
 _WAIT_GRACE_S = 0.5
 _CLOSING = Failure.of(UpstreamUnavailable("the gateway is shutting down", retry_after=1.0))
 _BUG = Failure.of(UpstreamError("internal error in the upstream scheduler"))
-# A partial batch held for company never waits longer than this, however slow the lane's calls.
-_HOLD_MAX_S = 0.25
 _HOLD_SHARE = 1.0  # of the lane's typical call time
 _LANES_REMEMBERED = 256  # lanes whose typical call time is kept while idle
 _TYPICAL_WEIGHT = 0.2  # weight of the newest call in the lane's typical call time
@@ -294,8 +293,9 @@ class Scheduler:
         while len(lane.queue) < self.max_batch:
             oldest = lane.queue[0].arrived
             until = oldest + wait_s
-            if self.hold_for_company and calls.busy:
-                hold = min(calls.typical_s * _HOLD_SHARE, _HOLD_MAX_S)
+            # `[upstream] hold_max_ms` caps the hold however slow the lane's calls (0: no hold)
+            if self.hold_for_company and calls.busy and self.settings.hold_max_ms > 0:
+                hold = min(calls.typical_s * _HOLD_SHARE, self.settings.hold_max_ms / 1000.0)
                 until = max(until, oldest + hold)
             remaining = until - self._clock()
             if remaining <= 0:

@@ -52,10 +52,12 @@ class GatedUpstream:
         return None
 
 
-def scheduler_on(tmp_path: Path, *, hold: bool = True) -> tuple[Scheduler, GatedUpstream]:
+def scheduler_on(
+    tmp_path: Path, *, hold: bool = True, hold_max_ms: float = 250.0
+) -> tuple[Scheduler, GatedUpstream]:
     time = VirtualTime()
     upstream = GatedUpstream(time)
-    settings = fast_settings(tmp_path, max_wait_ms=1.0)
+    settings = fast_settings(tmp_path, max_wait_ms=1.0, hold_max_ms=hold_max_ms)
     scheduler = Scheduler(
         upstream, settings.upstream, clock=time, sleep=time.sleep, hold_for_company=hold
     )
@@ -105,6 +107,30 @@ async def test_a_partial_batch_waits_for_company_while_a_call_is_in_flight(
     for task in (first, *others):
         assert all(isinstance(o, Fetched) for o in (await task).values())
     await scheduler.aclose()
+
+
+async def test_hold_max_ms_caps_the_hold_and_zero_turns_it_off(tmp_path: Path) -> None:
+    """A deployment that wants a miss never to wait for company sets hold_max_ms = 0: a partial
+    batch then leaves after max_wait_ms, as with nothing in flight; 100 caps it at 100 ms."""
+    for cap_ms, held_s in ((0.0, 0.0), (100.0, 0.1)):
+        scheduler, upstream = scheduler_on(tmp_path / str(cap_ms), hold_max_ms=cap_ms)
+        await one_call_in_flight(scheduler, upstream)
+        held = [miss(scheduler, "held 0")]
+        await settle()
+        if held_s:
+            upstream.time.advance(held_s * 0.9)  # under the cap: still held
+            held.append(miss(scheduler, "held 1"))
+            await settle()
+            assert upstream.sizes == [1, 1]
+        upstream.time.advance(held_s * 0.2 + 0.002)  # past the cap (and max_wait_ms)
+        held.append(miss(scheduler, "held 2"))  # an arrival makes the lane look again
+        await settle(200)  # no real time passes: a batch still held would wait it out
+        assert upstream.sizes == [1, 1, len(held)]
+        upstream.open_all = True
+        for gate in upstream.gates:
+            gate.set()
+        await asyncio.gather(*held)
+        await scheduler.aclose()
 
 
 async def test_the_hold_is_a_typical_call_not_a_quarter_of_one(tmp_path: Path) -> None:
