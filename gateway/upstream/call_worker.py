@@ -25,6 +25,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import types
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
@@ -42,12 +43,15 @@ from gateway.upstream.tls import tls_context
 
 _PREFIX = struct.Struct(">II")
 _LIMIT = 64 * 1024 * 1024  # a StreamReader limit large enough never to pause on one answer
-_ERROR_BODY_MAX = 64 * 1024  # of an error answer, what crosses back (statuses reads 500)
+# Of an error answer, what crosses back: statuses parses the whole google.rpc.Status (RetryInfo,
+# API_KEY_INVALID), so a cut one would read differently from the in-process path's.
+_ERROR_BODY_MAX = 8 * 1024 * 1024
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.decode
 # Reply kinds
 OK, STATUS, TIMEOUT, UNREACHABLE, FAILED = "ok", "status", "timeout", "unreachable", "failed"
 CANCEL = -1  # a request id of -1: the header's second item names a call to cancel
+_MAIN_SWAP = threading.Lock()  # one start at a time hides and restores __main__
 WORKER_NICENESS = 10  # the call worker yields the cores to the serving process (os.nice)
 
 
@@ -78,6 +82,7 @@ class CallWorker:
         self._reading: asyncio.Task[None] | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._starting: asyncio.Lock | None = None
+        self._epoch = 0  # close() counts up: a start it overlapped throws its worker away
 
     async def call(
         self, url: str, headers: Mapping[str, str], body: bytes, count: int, dims: int
@@ -116,14 +121,18 @@ class CallWorker:
             name="gateway-upstream-calls",
             daemon=True,
         )
-        # A forkserver child re-imports the parent's __main__ script unless it has none: hide it
-        # for the start (synchronous), as offload.py does for its pool.
-        main = sys.modules["__main__"]
-        sys.modules["__main__"] = types.ModuleType("__main__")
+        epoch = self._epoch
+        starting = asyncio.ensure_future(asyncio.to_thread(_start_hiding_main, process))
         try:
-            await asyncio.to_thread(process.start)
-        finally:
-            sys.modules["__main__"] = main
+            # shielded: a caller cancelled meanwhile must not restore __main__ mid-start (the
+            # child would import the script) nor leave a started worker nobody tracks
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            starting.add_done_callback(lambda _: _discard(process, ours, theirs))
+            raise
+        if epoch != self._epoch:  # close() ran while it started: nobody will use it
+            _discard(process, ours, theirs)
+            raise UpstreamError("the upstream call worker was closed while it started")
         theirs.close()
         sock = socket.socket(fileno=os.dup(ours.fileno()))
         ours.close()
@@ -162,10 +171,32 @@ class CallWorker:
 
     def close(self) -> None:
         """Stop the worker (its calls in flight fail; their requests are over)."""
+        self._epoch += 1
         if self._reading is not None:
             self._reading.cancel()
             self._reading = None
         self._lost()
+
+
+def _start_hiding_main(process: multiprocessing.process.BaseProcess) -> None:
+    """Start `process` with no __main__ to name: a forkserver child re-imports the parent's
+    __main__ script otherwise (as offload.py hides it for its pool). In one thread, start to end."""
+    with _MAIN_SWAP:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            sys.modules["__main__"] = main
+
+
+def _discard(process: multiprocessing.process.BaseProcess, *pipes: Connection) -> None:
+    """A worker started for nobody: stopped, its pipe ends closed."""
+    with contextlib.suppress(Exception):
+        if process.is_alive():
+            process.kill()
+    for pipe in pipes:
+        pipe.close()
 
 
 def _outcome(header: list[Any], payload: memoryview, count: int, dims: int) -> NDArray[np.float32]:

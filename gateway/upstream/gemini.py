@@ -4,9 +4,10 @@ The request is what google-genai sends (gateway.upstream.wire; tests compare the
 wire), the answer is decoded straight into float32 (gateway.upstream.decode), and every error
 keeps its translation (gateway.upstream.statuses). On a network client of its own, the whole
 call runs in a worker process (gateway.upstream.call_worker), so the serving process never
-receives the answer's megabytes of float text; a body over WORKER_BODY_MAX_BYTES (video, PDFs)
-is sent from here instead, not copied across, and its large answers decoded in a worker
-(gateway.upstream.offload). The SDK path stays as gemini_sdk.SdkGeminiUpstream, the baseline.
+receives the answer's megabytes of float text; a body over WORKER_BODY_MAX_BYTES, or with an
+inline part of 1 MiB or more (streamed: video, PDFs), is sent from here instead, not copied
+across, and its large answers decoded in a worker (gateway.upstream.offload). The SDK path
+stays as gemini_sdk.SdkGeminiUpstream, the baseline.
 """
 
 from __future__ import annotations

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import socket
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -15,6 +19,7 @@ import pytest
 from gateway.content.model import Content, EmbedParams, Part
 from gateway.errors import GatewayError, UpstreamError
 from gateway.fake import FakeGemini, run_fake_in_thread
+from gateway.upstream import call_worker
 from gateway.upstream.call_worker import WORKER_NICENESS, CallWorker
 from gateway.upstream.gemini import WORKER_BODY_MAX_BYTES, GeminiUpstream
 from tests.conftest import make_settings
@@ -61,6 +66,8 @@ async def test_every_answer_and_fault_crosses_the_worker_as_the_in_process_path_
             ("403", lambda: fake.fail_next(403), ONE),
             ("500", lambda: fake.fail_next(500), ONE),
             ("503", lambda: fake.fail_next(503, retry_after="2"), ONE),
+            # a google.rpc.Status over 64 KiB: still parsed whole (RetryInfo, its message)
+            ("429 long", lambda: fake.fail_next(429, retry_delay="7s", message="q " * 40_000), ONE),
             ("not json", lambda: fake.malformed_next("not_json"), TEXTS[:3]),
             ("NaN", lambda: fake.malformed_next("nan"), TEXTS[:3]),
             ("short", lambda: fake.malformed_next("short_vector"), TEXTS[:3]),
@@ -141,6 +148,11 @@ async def test_a_large_media_body_is_sent_in_process_not_through_the_worker(
 ) -> None:
     fake = FakeGemini()
     video = Part(kind="video", mime_type="video/mp4", data=bytes(WORKER_BODY_MAX_BYTES))
+    # parts under the streaming size that together make a body over WORKER_BODY_MAX_BYTES
+    images = [
+        Content(parts=(Part(kind="image", mime_type="image/png", data=bytes([i]) * 900_000),))
+        for i in range(5)
+    ]
     with run_fake_in_thread(fake) as url:
         s = make_settings(tmp_path, upstream={"base_url": url}).upstream
         far = GeminiUpstream(s, KEY, calls=CallWorker(s.timeout_s, 2))
@@ -150,5 +162,81 @@ async def test_a_large_media_body_is_sent_in_process_not_through_the_worker(
             assert far.calls is not None and far.calls.starts == 0  # never started
             (call,) = fake.calls
             assert call.items[0].parts[0].data == video.data
+            fake.reset()
+            vectors = await far.embed(images, PARAMS, 3072)  # not streamed, still too big
+            assert vectors.shape == (5, 3072) and far.calls.starts == 0
+            (call,) = fake.calls
+            assert [item.parts[0].data for item in call.items] == [c.parts[0].data for c in images]
         finally:
             await far.aclose()
+
+
+def held_start(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """The worker's start, held in its thread until the test releases it: (entered, release)."""
+    entered, release = threading.Event(), threading.Event()
+    start = call_worker._start_hiding_main
+
+    def held(process: Any) -> None:
+        entered.set()
+        release.wait(10)
+        start(process)
+
+    monkeypatch.setattr(call_worker, "_start_hiding_main", held)
+    return entered, release
+
+
+def workers_alive() -> list[Any]:
+    return [p for p in multiprocessing.active_children() if p.name == "gateway-upstream-calls"]
+
+
+async def test_a_call_cancelled_while_the_worker_starts_leaves_no_worker_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeGemini()
+    entered, release = held_start(monkeypatch)
+    main = sys.modules["__main__"]
+    with run_fake_in_thread(fake) as url:
+        s = make_settings(tmp_path, upstream={"base_url": url}).upstream
+        far = GeminiUpstream(s, KEY)
+        assert far.calls is not None
+        try:
+            first = asyncio.create_task(far.embed(ONE, PARAMS, 3072))
+            await asyncio.to_thread(entered.wait, 10)
+            first.cancel()  # the client went away while the worker was starting
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            release.set()
+            for _ in range(500):  # the start finishes in its thread; what it started is dropped
+                if not workers_alive() and sys.modules["__main__"] is main:
+                    break
+                await asyncio.sleep(0.01)
+            assert not workers_alive() and sys.modules["__main__"] is main
+            assert far.calls.starts == 0
+            monkeypatch.undo()
+            assert isinstance(await outcome(far, ONE), bytes)  # the next call starts one
+            assert far.calls.starts == 1 and len(workers_alive()) == 1
+        finally:
+            release.set()
+            await far.aclose()
+    assert not workers_alive()
+
+
+async def test_a_close_while_the_worker_starts_throws_that_worker_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, release = held_start(monkeypatch)
+    s = make_settings(tmp_path, upstream={"base_url": closed_port_url()}).upstream
+    far = GeminiUpstream(s, KEY)
+    assert far.calls is not None
+    call = asyncio.create_task(far.calls.call("http://x", {}, b"{}", 1, 8))
+    await asyncio.to_thread(entered.wait, 10)
+    far.calls.close()  # shutdown during the first miss
+    release.set()
+    with pytest.raises(UpstreamError, match="closed while it started"):
+        await call
+    for _ in range(500):  # killed: gone once the OS has reaped it
+        if not workers_alive():
+            break
+        await asyncio.sleep(0.01)
+    assert far.calls.starts == 0 and not workers_alive()
+    await far.aclose()
