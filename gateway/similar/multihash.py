@@ -69,6 +69,8 @@ class MultiIndexHash:
         self.words = code_bytes // 8
         self.pieces = code_bytes * 8 // PIECE
         self._masks: dict[int, NDArray[np.uint16]] = {}
+        self.scans_for_skew = 0  # searches whose candidates would have cost more than a scan
+        self._top = 0  # the highest label ever added: a compaction never lowers it
         self._empty()
 
     def _empty(self) -> None:
@@ -86,8 +88,8 @@ class MultiIndexHash:
 
     @property
     def top(self) -> int:
-        """The highest label ever added (0: none)."""
-        return int(self.labels[self.size - 1]) if self.size else 0
+        """The highest label ever added (0: none), removed or not."""
+        return self._top
 
     def add(
         self, labels: NDArray[np.int64], codes: NDArray[np.uint8], *, merge: bool = True
@@ -100,6 +102,7 @@ class MultiIndexHash:
         if self.size + count > len(self.labels):
             self._grow(self.size + count)
         end = self.size + count
+        self._top = max(self._top, int(labels[-1]))
         self.codes[self.size : end] = np.ascontiguousarray(codes).reshape(count, -1).view(np.uint64)
         self.labels[self.size : end] = labels
         self.alive[self.size : end] = True
@@ -143,7 +146,7 @@ class MultiIndexHash:
 
     def remove(self, labels: list[int]) -> None:
         """Forget these labels; compact once most rows are dead."""
-        wanted = np.array(sorted(labels), dtype=np.int64)
+        wanted = np.unique(np.asarray(labels, dtype=np.int64))  # a label named twice: once
         rows = np.searchsorted(self.labels[: self.size], wanted)
         rows = rows[rows < self.size]
         rows = rows[(self.labels[rows] == wanted[: len(rows)]) & self.alive[rows]]
@@ -165,11 +168,11 @@ class MultiIndexHash:
             return []
         query = np.frombuffer(code, dtype=np.uint64)
         probe = plan(self.words * 8, self.size, radius) if self.sorted else None
-        if probe is None:
+        found = None if probe is None else self._candidates(query, probe)
+        if found is None:
             rows, codes = np.arange(self.size), self.codes[: self.size]
         else:
-            tail = np.arange(self.sorted, self.size)
-            rows = np.concatenate((self._candidates(query, probe), tail))
+            rows = np.concatenate((found, np.arange(self.sorted, self.size)))
             codes = self.codes[rows]
         bits = np.bitwise_count(codes ^ query)
         distance = bits[:, 0].astype(np.int64)
@@ -182,9 +185,10 @@ class MultiIndexHash:
         order = np.lexsort((labels, distance))[:count]
         return list(zip(labels[order].tolist(), distance[order].tolist(), strict=True))
 
-    def _candidates(self, query: NDArray[np.uint64], probe: int) -> NDArray[np.int64]:
+    def _candidates(self, query: NDArray[np.uint64], probe: int) -> NDArray[np.int64] | None:
         """The table rows sharing a piece within the probe of the query's (a row may come
-        more than once: deduplicating the few survivors is cheaper than every candidate)."""
+        more than once: deduplicating the few survivors is cheaper than every candidate);
+        None when gathering them would cost more than scanning every row."""
         masks = self._masks.get(probe)
         if masks is None:
             masks = self._masks[probe] = _masks(probe)
@@ -195,6 +199,11 @@ class MultiIndexHash:
         total = int(lengths.sum())
         if total == 0:
             return np.zeros(0, dtype=np.int64)
+        if total * CANDIDATE_NS > self.size * self.words * WORD_NS:
+            # skewed pieces (a blank screen area's dHash pieces are all 0x0000): the plan's
+            # rows / 65,536 a value does not hold, and a whole scan is cheaper, and exact
+            self.scans_for_skew += 1
+            return None
         low += np.repeat(np.arange(self.pieces) * self.sorted, len(masks))  # into orders.ravel()
         starts = np.repeat(low - (np.cumsum(lengths) - lengths), lengths)
         rows: NDArray[np.int64] = self.orders.ravel()[np.arange(total) + starts].astype(np.int64)

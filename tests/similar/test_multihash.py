@@ -97,10 +97,14 @@ def test_removed_rows_are_compacted_away(monkeypatch: pytest.MonkeyPatch) -> Non
     codes = random_codes(400, 32)
     table = MultiIndexHash(32)
     table.add(np.arange(1, 401, dtype=np.int64), codes)
-    table.remove(list(range(1, 301)))  # most of them: rebuilt from the 100 left
-    assert len(table) == 100 and table.size == 100 and table.dead == 0
+    table.remove([5, 5])  # one label named twice counts once
+    assert len(table) == 399 and table.dead == 1
+    table.remove([*range(1, 301), 400])  # most of them, the newest too: rebuilt from 99 left
+    assert len(table) == 99 and table.size == 99 and table.dead == 0
+    assert table.top == 400  # catching up still starts after the newest ever added
     assert table.search(codes[350].tobytes(), 1, 0) == [(351, 0)]
     assert table.search(codes[10].tobytes(), 1, 0) == []
+    assert table.search(codes[399].tobytes(), 1, 0) == []
     table.add(np.array([401], dtype=np.int64), codes[:1])
     assert table.search(codes[0].tobytes(), 1, 0) == [(401, 0)]
 
@@ -112,3 +116,21 @@ def test_the_plan_is_exact_while_it_fits_and_then_the_widest_probe_that_does() -
     assert plan(32, 1_000_000, 15) == 0  # within 15 bits an equal piece is enough: exact
     assert plan(8, 300_000, 16) is None  # 64-bit text prints: scanned whole
     assert plan(8, 1_000_000, 16) == 2  # and exact to 11 bits at 1 M
+
+
+def test_skewed_pieces_fall_back_to_an_exact_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flat screen areas give dHash pieces of 0x0000: the plan's rows / 65,536 per value does not
+    hold, and gathering every candidate sharing a blank piece would cost more than a scan."""
+    monkeypatch.setattr(multihash, "BUDGET_NS", 20_000)  # the tables at this size
+    codes = random_codes(20_000, 32, seed=8)
+    codes[::2, :8] = 0  # half the prints: their first 4 pieces blank
+    table = MultiIndexHash(32)
+    table.add(np.arange(1, len(codes) + 1, dtype=np.int64), codes)
+    assert plan(32, len(codes), 40) is not None  # the tables, by the plan
+    rng = np.random.default_rng(9)
+    query = spread(codes[10], [0] * 4 + [1] * 12, rng)  # blank pieces kept, 12 bits off
+    assert table.search(query, 1, 40) == [(11, 12)]
+    assert table.scans_for_skew == 1  # a scan, not ~40,000 candidates
+    plain = spread(codes[11], [1] * 16, rng)  # an ordinary print goes through the tables
+    assert table.search(plain, 1, 40) == [(12, 16)]
+    assert table.scans_for_skew == 1
