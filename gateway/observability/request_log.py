@@ -18,7 +18,7 @@ from gateway.observability.logs import write_event
 
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # fullmatch: `$` would let a "\n" through
 _LOG_KEY = "gateway.log"
-_NOT_LOGGED = frozenset(("t0", "logged", "status"))
+_NOT_LOGGED = frozenset(("t0", "logged", "status", "closer"))
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 log = structlog.get_logger("gateway.request")
 _CURRENT: ContextVar[dict[str, Any] | None] = ContextVar("gateway_request_state", default=None)
@@ -60,6 +60,27 @@ def bind_state(scope: Scope) -> None:
 
 
 Finisher = Callable[[Scope, dict[str, Any], int], None]
+# What writes a request's line once its response started: the static fields and the finishers.
+Closer = tuple[Mapping[str, Any], Sequence[Finisher]]
+
+
+def close_unlogged(scope: Scope) -> None:
+    """Log a request whose response started but whose last body piece never left (the client
+    went away mid-answer: send raised), so it still gets its line and metrics, once."""
+    state: dict[str, Any] | None = scope.get(_LOG_KEY)  # type: ignore[assignment]
+    if state is None or state.get("logged") or "closer" not in state:
+        return
+    state["logged"] = True
+    state["client_gone"] = True
+    _finish(scope, state, state["closer"])
+
+
+def _finish(scope: Scope, state: dict[str, Any], closer: Closer) -> None:
+    static_fields, finishers = closer
+    _log_line(scope, state, static_fields)
+    status = int(state.get("status", 0))
+    for finish in finishers:
+        finish(scope, state, status)
 
 
 def make_before_send(
@@ -70,13 +91,18 @@ def make_before_send(
     """The one before-send hook: stamp x-request-id (and static headers); when the body ends,
     write the log line and run the finishers (metrics) with the request's fields and status."""
     static = [(k.encode(), v.encode()) for k, v in static_headers.items()]
+    closer: Closer = (static_fields, tuple(finishers))
 
     async def before_send(message: Message, scope: Scope) -> None:
         if scope["type"] != ScopeType.HTTP:
             return
         if message["type"] == "http.response.start":
             state = request_state(scope)
-            state["status"] = message["status"]
+            # The first start is the status the client saw: an error answer attempted after a
+            # failed send (litestar's exception middleware) must not rewrite it.
+            if "closer" not in state:
+                state["status"] = message["status"]
+                state["closer"] = closer  # the frame's close_unlogged needs it
             # Appending raw pairs costs a fraction of MutableScopeHeaders on the hot path.
             message["headers"] = [
                 *message.get("headers", ()),
@@ -88,10 +114,7 @@ def make_before_send(
             if state.get("logged"):
                 return
             state["logged"] = True
-            _log_line(scope, state, static_fields)
-            status = int(state.get("status", 0))
-            for finish in finishers:
-                finish(scope, state, status)
+            _finish(scope, state, closer)
 
     return before_send
 

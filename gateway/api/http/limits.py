@@ -21,7 +21,7 @@ from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 from gateway.api.http import media_budget
 from gateway.api.http.media_budget import MediaBudget
 from gateway.errors import InvalidRequest
-from gateway.observability.request_log import bind_state
+from gateway.observability.request_log import bind_state, close_unlogged
 
 _COMPACT_AT = 4096  # finished watches kept behind a slow body before the queue is rebuilt
 
@@ -104,6 +104,7 @@ def request_frame(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
             try:
                 await app(scope, timed_receive, send)
             finally:
+                close_unlogged(scope)  # the client left mid-answer: still one line, one count
                 if timer is not None:
                     queue.done(timer)
                 if held:  # also when the client left or the request was cancelled
