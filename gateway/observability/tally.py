@@ -79,6 +79,8 @@ class _Family(Collector):
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
         self._cells: dict[tuple[str, ...], Any] = {}
+        if not self.labelnames:  # as prometheus-client: an unlabelled family shows 0 from the start
+            self.labels()
         if registry is not None:
             registry.register(self)
 
@@ -141,10 +143,8 @@ class TallyHistogram(_Family):
         bounds = tuple(float(b) for b in buckets if b != float("inf"))
         if list(bounds) != sorted(bounds):
             raise ValueError("histogram buckets must be in increasing order")
-        self.bounds = bounds
+        self.bounds = bounds  # before the family's init, which makes an unlabelled child
         super().__init__(name, documentation, labelnames, registry=registry)
-        if not self.labelnames:
-            self.labels()
 
     def _new_cell(self) -> HistogramCell:
         return HistogramCell(self.bounds)

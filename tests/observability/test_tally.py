@@ -21,6 +21,7 @@ def _exposition(counter: Any, histogram: Any) -> str:
     calls.labels("v", "x").inc(0.25)
     histogram("z", "docz", buckets=(1, 2), registry=registry).observe(1.5)
     histogram("empty", "never observed", registry=registry)
+    counter("idle", "never counted", registry=registry)  # no labels: 0 from the start
     text = generate_latest(registry).decode()
     return re.sub(r"_created(\{[^}]*\})? \S+", r"_created\1 T", text)  # creation times differ
 
