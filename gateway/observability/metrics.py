@@ -34,6 +34,8 @@ _BATCH = (1, 2, 5, 10, 25, 50, 75, 100)
 _DIFFERENCE = (0.0, 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 _BREAKER_STATES = ("closed", "open", "half-open")
 _DONE = "gateway.metered"
+# One input of a memoised answer, as its replay counts it: modality, tokens, dollars a hit saves.
+ReplayFigure = tuple[str, int, float]
 
 
 class GatewayMetrics:
@@ -165,18 +167,26 @@ class GatewayMetrics:
                 content, modality, hit.tokens
             )
 
-    def hits_replay(
-        self, spec: ModelSpec, contents: Sequence[Content], tokens: Sequence[int]
-    ) -> Callable[[], None]:
+    def replay_figures(
+        self, contents: Sequence[Content], tokens: Sequence[int]
+    ) -> list[ReplayFigure]:
+        """Per input, what a memoised answer's replay counts: its modality, its tokens and the
+        dollars a hit on it saves; none of its media bytes (a memo entry must not pin them)."""
+        figures: list[ReplayFigure] = []
+        for content, spent in zip(contents, tokens, strict=True):
+            modality = content.modality
+            figures.append((modality, spent, self._price(content, modality, spent)))
+        return figures
+
+    def hits_replay(self, spec: ModelSpec, figures: Sequence[ReplayFigure]) -> Callable[[], None]:
         """A callable that counts these inputs once more as hits, for a memoised answer."""
         amounts: dict[CounterCell, float] = {}
         model = spec.id
-        for content, spent in zip(contents, tokens, strict=True):
-            modality = content.modality
+        for modality, spent, dollars in figures:
             for cell, amount in (
                 (self.lookups.labels(model, modality, "hit"), 1.0),
                 (self.saved_tokens.labels(model, modality), float(spent)),
-                (self.saved_dollars.labels(model, modality), self._price(content, modality, spent)),
+                (self.saved_dollars.labels(model, modality), dollars),
             ):
                 amounts[cell] = amounts.get(cell, 0.0) + amount
         steps = list(amounts.items())

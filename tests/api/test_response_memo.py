@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from structlog.testing import capture_logs
 
+from gateway.api.http.response_memo import ResponseMemo
 from gateway.fake import FakeGemini
+from tests import media_samples as media
 from tests.conftest import Gateway, make_app, make_settings
 
 BODY = b'{"model": "gemini-embedding-2", "input": ["memo one", "memo two"], "dimensions": 256}'
@@ -109,3 +112,35 @@ async def test_a_body_over_the_memo_limit_is_served_by_content_keys_not_hashed_w
         assert "memo" not in line
     assert memo_entries(gateway) == 0
     assert gateway.fake.items_received == 3
+
+
+async def test_an_answer_with_large_inline_media_is_memoised_without_its_bytes(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    png = media.png()
+    big = png + b"\0" * (5 * 1024 * 1024)  # 5 MiB of PNG bytes, base64 in the body
+    uri = media.data_uri(big, "image/png")
+    sizes = {"max_part_bytes": 8 * 1024 * 1024, "max_request_bytes": 8 * 1024 * 1024}
+    app = make_app(make_settings(tmp_path / "cache", media=sizes), fake)
+    services = app.state["services"]
+    # A memo that takes bodies this large (the default one hashes only bodies up to 256 KiB).
+    services.responses = ResponseMemo(32 * 1024 * 1024, max_body_bytes=16 * 1024 * 1024)
+    body = json.dumps(
+        {"model": "gemini-embedding-2", "input": [[{"type": "image_url", "image_url": {"url": uri}},
+                                                   "a caption"], "plain"]}
+    ).encode()  # fmt: skip
+    async with AsyncTestClient(app) as client:
+        first = await client.post("/v1/embeddings", content=body, headers=HEADERS)
+        assert first.status_code == 200, first.text
+        assert fake.items_received == 2
+        before = hits_counted((await client.get("/metrics")).text)
+        with capture_logs() as logs:
+            again = await client.post("/v1/embeddings", content=body, headers=HEADERS)
+        after = hits_counted((await client.get("/metrics")).text)
+    assert again.content == first.content and again.headers["x-cache"] == "HIT"
+    line = next(entry for entry in logs if entry.get("event") == "request")
+    assert line["memo"] is True and line["inputs"] == 2
+    assert fake.items_received == 2  # no upstream call for the replay
+    assert after - before == 2  # both inputs counted as hits again, the mixed one too
+    held = services.responses._answers.used
+    assert held < len(first.content) + 4096  # about the answer, not the 5 MiB of media

@@ -14,6 +14,7 @@ import httpx
 import msgspec
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.api.encoding import chunked, slices, vector_json, views
 from gateway.api.http.raw_response import RawJSON
@@ -229,25 +230,40 @@ async def test_the_embeddings_route_sends_a_large_answer_in_pieces(
     settings = make_settings(tmp_path / "cache")
     app = make_app(settings, FakeGemini())
     body = json.dumps({"model": MODEL, "input": BIG[:4], "dimensions": 768}).encode()
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/v1/embeddings", "raw_path": b"/v1/embeddings",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("gw", 80),
-        "headers": [(b"host", b"gw"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-    }  # fmt: skip
-    messages: list[dict[str, Any]] = []
+
+    def scope() -> dict[str, Any]:
+        return {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/v1/embeddings", "raw_path": b"/v1/embeddings",
+            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+            "server": ("gw", 80),
+            "headers": [(b"host", b"gw"), (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode())],
+        }  # fmt: skip
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
+    async def answer() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        messages: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            messages.append(message)
+
+        with capture_logs() as logs:
+            await app(scope(), receive, send)  # type: ignore[arg-type]
+        start, *pieces = messages
+        return start, pieces, [entry for entry in logs if entry.get("event") == "request"]
 
     async with app.lifespan():
-        await app(scope, receive, send)  # type: ignore[arg-type]
-    start, *pieces = messages
+        start, pieces, _ = await answer()
+        again, replayed, (line,) = await answer()  # byte-identical: the memo replays it
     assert start["status"] == 200
     whole = b"".join(p["body"] for p in pieces)
-    assert len(pieces) > 2 and (b"content-length", str(len(whole)).encode()) in start["headers"]
+    length = (b"content-length", str(len(whole)).encode())
+    assert len(pieces) > 2 and length in start["headers"]
     assert len(json.loads(whole)["data"]) == 4
+    assert line["memo"] is True and (b"x-cache", b"HIT") in again["headers"]
+    assert again["status"] == 200 and length in again["headers"]
+    assert len(replayed) == len(pieces)  # in pieces too, not one message
+    assert b"".join(p["body"] for p in replayed) == whole

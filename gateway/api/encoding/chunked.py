@@ -10,6 +10,7 @@ whole body's, as RawJSON sends it: a client sees the same response.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from litestar.types import Receive, Scope, Send
 
@@ -18,10 +19,16 @@ from gateway.api.http.raw_response import RawJSON
 PIECE_BYTES = 256 * 1024
 
 
-def json_response(body: bytes, headers: list[tuple[str, str]]) -> RawJSON:
-    """RawJSON for a body of up to two pieces, ChunkedJSON for a larger one."""
+def json_response(
+    body: bytes,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    raw_headers: list[tuple[bytes, bytes]] | None = None,
+) -> RawJSON:
+    """RawJSON for a body of up to two pieces, ChunkedJSON for a larger one (`raw_headers`:
+    the whole header list as sent, as RawJSON takes it)."""
     cls = ChunkedJSON if len(body) > 2 * PIECE_BYTES else RawJSON
-    return cls(body, headers=headers)
+    return cls(body, headers=headers, raw_headers=raw_headers)
 
 
 class ChunkedJSON(RawJSON):

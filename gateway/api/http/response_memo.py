@@ -16,15 +16,17 @@ from typing import Any
 
 import blake3
 
+from gateway.api.encoding.chunked import json_response
 from gateway.api.http.cache_headers import CACHE_HEADER_NAMES, raw_cache_headers
 from gateway.api.http.raw_response import RawJSON
 from gateway.config import ModelSpec
 from gateway.content.model import Content
 from gateway.core.lru import ByteLRU
-from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.metrics import GatewayMetrics, ReplayFigure
 
 Replay = Callable[[], None]
 MAX_BODY_BYTES = 256 * 1024
+_FIGURE_BYTES = 64  # one input's (modality, tokens, dollars) tuple, about
 
 
 class Answer:
@@ -32,16 +34,18 @@ class Answer:
 
     Built on every answer that could be replayed, replayed far less often (a request whose
     bytes are new each time, another `user`, is never replayed): what only a replay needs, the
-    raw headers, the log fields and the metrics' steps, is derived at the first replay."""
+    raw headers, the log fields and the metrics' steps, is derived at the first replay. The
+    request's Contents are not kept: their media bytes would stay pinned (and counted) as long
+    as the answer, so only each input's figures are (metrics.replay_figures)."""
 
     __slots__ = (
-        "_contents",
         "_fields",
+        "_figures",
         "_headers",
+        "_inputs",
         "_metrics",
         "_replay",
         "_spec",
-        "_tokens",
         "body",
         "size",
     )
@@ -58,35 +62,34 @@ class Answer:
         self.body = body
         self._headers = headers  # the answer's own, cache headers as they were then
         self._spec = spec
-        self._contents = contents
-        self._tokens = tokens
+        self._inputs = len(contents)
         self._metrics = metrics
+        figures = metrics.replay_figures(contents, tokens) if metrics is not None else []
+        self._figures: list[ReplayFigure] = figures
         self._fields: dict[str, Any] | None = None
         self._replay: Replay | None = None
-        # The body, the media bytes of the inputs it holds on to, headers and fields, roughly.
-        held = len(body) + 256
-        for content in contents:
-            for part in content.parts:
-                held += len(part.data)
-        self.size = held
+        # The body, headers and fields, and a few dozen bytes per input's figures, roughly.
+        self.size = len(body) + 256 + _FIGURE_BYTES * len(self._figures)
 
     def replayed(self, log_fields: dict[str, Any]) -> RawJSON:
-        """Count the answer again (log line, metrics) and return it, ready to send."""
+        """Count the answer again (log line, metrics) and return it, ready to send: in pieces
+        when it is large, as the first answer was (encoding/chunked.py)."""
         fields = self._fields
         if fields is None:
             fields = self._first_replay()
         log_fields.update(fields)
         if self._replay is not None:
             self._replay()
-        return RawJSON(self.body, raw_headers=self._headers)
+        return json_response(self.body, raw_headers=self._headers)
 
     def _first_replay(self) -> dict[str, Any]:
         """Derive what a replay says: every input a hit, counted again in the metrics."""
-        n = len(self._contents)
+        n = self._inputs
         headers = [h for h in self._headers if h[0] not in CACHE_HEADER_NAMES]
         self._headers = headers + raw_cache_headers(n, n)
         if self._metrics is not None:
-            self._replay = self._metrics.hits_replay(self._spec, self._contents, self._tokens)
+            self._replay = self._metrics.hits_replay(self._spec, self._figures)
+        self._figures = []  # the replay's steps hold what they count now
         self._fields = {"model": self._spec.id, "inputs": n, "hits": n, "misses": 0, "memo": True}
         return self._fields
 
