@@ -127,7 +127,11 @@ async def test_a_failed_fetch_releases_its_leases_at_once(
         b,
     ):
         first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["flaky"]))
-        await asyncio.sleep(0.03)  # A holds the lease, its call is in flight
+        for _ in range(1000):  # A holds the lease once its call reached the fake (in flight)
+            if fake.calls:
+                break
+            await asyncio.sleep(0.005)
+        assert len(fake.calls) == 1
         started = time.monotonic()
         second = await b.embed(model="gemini-embedding-2", input=["flaky"])
         waited = time.monotonic() - started
