@@ -1,7 +1,7 @@
 """A request with 20 MB of video: peak traced memory and CPU, the body streamed vs built whole.
 
 The gateway runs in this process (litestar's test client, no socket in front) so tracemalloc sees
-every allocation of the request; the upstream is a socket sink on a thread that reads into one
+every allocation of the request; the upstream is gateway.fake.sink.BodySink, which reads into one
 reused buffer, so its own memory stays out of the figure. "Whole" is the path before issue 14's
 streaming (wire.streamed_body disabled): the 27 MB body built by msgspec, then sent as bytes.
 """
@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import struct
 import tempfile
-import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -37,35 +35,6 @@ def _mp4(payload: int) -> bytes:
     return ftyp + box(b"moov", box(b"mvhd", mvhd)) + box(b"mdat", bytes(payload))
 
 
-def _sink() -> tuple[socket.socket, threading.Thread]:
-    """A one-vector upstream on a socket reading every body into one 64 KiB buffer."""
-    answer = json.dumps({"embeddings": [{"values": [0.5] * 3072}]}).encode()
-    reply = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(answer)
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        buffer = bytearray(64 * 1024)
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += conn.recv(4096)
-                head, rest = head.split(b"\r\n\r\n", 1)
-                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                left = length - len(rest)
-                while left > 0:
-                    left -= conn.recv_into(buffer, min(left, len(buffer)))
-                conn.sendall(reply + answer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return listener, thread
-
-
 async def _measure(streamed: bool) -> tuple[float, float]:
     """(peak traced MB over the request, CPU seconds of the request) for one 20 MB video."""
     from litestar.testing import AsyncTestClient
@@ -73,6 +42,7 @@ async def _measure(streamed: bool) -> tuple[float, float]:
     import gateway.upstream.wire as wire
     from gateway.app import create_app
     from gateway.config import Secrets, load_settings
+    from gateway.fake.sink import BodySink
     from gateway.upstream.gemini import GeminiUpstream
 
     video = _mp4(20 * MB - 4096)
@@ -82,17 +52,15 @@ async def _measure(streamed: bool) -> tuple[float, float]:
          "input": [[{"type": "video_url", "video_url": uri}]]}
     ).encode()  # fmt: skip
     del uri
-    listener, thread = _sink()
+    sink = BodySink()
+    sink.start()
     original = wire.streamed_body
     if not streamed:
         wire.streamed_body = lambda *_: None  # type: ignore[assignment]
     try:
         with tempfile.TemporaryDirectory(prefix="bench-copies-") as cache_dir:
-            port = listener.getsockname()[1]
             settings = load_settings(
-                None,
-                {},
-                {"upstream": {"base_url": f"http://127.0.0.1:{port}"}, "cache": {"dir": cache_dir}},
+                None, {}, {"upstream": {"base_url": sink.url}, "cache": {"dir": cache_dir}}
             )
             upstream = GeminiUpstream(settings.upstream, "k", http_client=httpx.AsyncClient())
             app = create_app(settings, upstream=upstream, secrets=Secrets("k", frozenset()))
@@ -110,9 +78,7 @@ async def _measure(streamed: bool) -> tuple[float, float]:
                     raise RuntimeError(f"video request answered {reply.status_code}")
     finally:
         wire.streamed_body = original
-        listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join(5)
+        sink.close()
     return peak / len(video), cpu
 
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
-import threading
 import tracemalloc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,6 +16,7 @@ from gateway.app import create_app
 from gateway.config import Secrets
 from gateway.content.model import Content, EmbedParams, Part
 from gateway.fake import FakeGemini
+from gateway.fake.sink import body_sink
 from gateway.upstream.gemini import GeminiUpstream
 from gateway.upstream.wire import STREAM_PART_MIN_BYTES, batch_body, streamed_body
 from tests import media_samples as media
@@ -27,63 +24,6 @@ from tests.conftest import make_settings
 
 MB = 1024 * 1024
 KEY = "copies-key"
-
-
-class Sink:
-    """An upstream on a socket that hashes the body it reads into one reused 64 KiB buffer (so it
-    allocates nothing the measurement would see) and answers one vector."""
-
-    def __init__(self) -> None:
-        self.bodies: list[str] = []  # sha256 of each body received
-        answer = json.dumps({"embeddings": [{"values": [0.5] * 3072}]}).encode()
-        self._reply = (
-            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: %d\r\n\r\n" % len(answer)
-        ) + answer
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def serve(self) -> None:
-        buffer = memoryview(bytearray(64 * 1024))
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += conn.recv(4096)
-                head, rest = head.split(b"\r\n\r\n", 1)
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                digest = hashlib.sha256(rest)
-                left = length - len(rest)
-                while left > 0:
-                    n = conn.recv_into(buffer, min(left, len(buffer)))
-                    digest.update(buffer[:n])
-                    left -= n
-                self.bodies.append(digest.hexdigest())
-                conn.sendall(self._reply)
-
-    def close(self) -> None:
-        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way
-        self._listener.close()
-
-
-@contextmanager
-def sink() -> Iterator[Sink]:
-    upstream = Sink()
-    thread = threading.Thread(target=upstream.serve, daemon=True)
-    thread.start()
-    try:
-        yield upstream
-    finally:
-        upstream.close()
-        thread.join(5)
 
 
 @pytest.mark.e2e
@@ -98,7 +38,7 @@ async def test_a_20_mb_video_takes_under_4x_its_size_and_reaches_the_upstream_by
             "input": [[{"type": "video_url", "video_url": media.data_uri(video, "video/mp4")}]],
         }
     ).encode()
-    with sink() as upstream:
+    with body_sink() as upstream:
         settings = make_settings(tmp_path, upstream={"base_url": upstream.url})
         app = create_app(
             settings,
