@@ -163,7 +163,7 @@ class JobStore:
     def jobs(self, *, after: str | None = None, limit: int = 20) -> list[JobRecord]:
         """Newest first, as OpenAI lists batches; `after` is the last id of the previous page."""
         rows = self._db.execute(
-            "SELECT id, doc FROM jobs ORDER BY created DESC, id DESC"
+            "SELECT id, doc FROM jobs ORDER BY created DESC, rowid DESC"
         ).fetchall()
         if after is not None:
             ids = [r[0] for r in rows]
@@ -175,7 +175,9 @@ class JobStore:
         return [msgspec.json.decode(doc, type=JobRecord) for (doc,) in rows]
 
     def files(self) -> list[FileRecord]:
-        rows = self._db.execute("SELECT doc FROM files ORDER BY created DESC, id DESC").fetchall()
+        rows = self._db.execute(
+            "SELECT doc FROM files ORDER BY created DESC, rowid DESC"
+        ).fetchall()
         return [msgspec.json.decode(doc, type=FileRecord) for (doc,) in rows]
 
     def delete_file(self, file_id: str) -> None:
@@ -193,14 +195,17 @@ class JobStore:
         return {row[0] for row in self._db.execute("SELECT id FROM cancels")}
 
     def unfinished(self) -> list[JobRecord]:
-        rows = self._db.execute("SELECT doc FROM jobs ORDER BY created").fetchall()
+        rows = self._db.execute("SELECT doc FROM jobs ORDER BY created, rowid").fetchall()
         jobs = [msgspec.json.decode(doc, type=JobRecord) for (doc,) in rows]
         return [job for job in jobs if job.status not in TERMINAL]
 
     def _put(self, table: str, key: str, created: int, doc: bytes) -> None:
+        # An upsert keeps the row's rowid (INSERT OR REPLACE would renumber it at every rewrite):
+        # rowid is the order of creation, which breaks ties between jobs made in the same second.
         with self._lock:
             self._db.execute(
-                f"INSERT OR REPLACE INTO {table} (id, created, doc) VALUES (?, ?, ?)",  # noqa: S608
+                f"INSERT INTO {table} (id, created, doc) VALUES (?, ?, ?) "  # noqa: S608
+                "ON CONFLICT(id) DO UPDATE SET created = excluded.created, doc = excluded.doc",
                 (key, created, doc),
             )
             self._db.commit()
