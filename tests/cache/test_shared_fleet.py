@@ -127,11 +127,7 @@ async def test_a_failed_fetch_releases_its_leases_at_once(
         b,
     ):
         first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["flaky"]))
-        for _ in range(1000):  # A holds the lease once its call reached the fake (in flight)
-            if fake.calls:
-                break
-            await asyncio.sleep(0.005)
-        assert len(fake.calls) == 1
+        await _in_flight(fake)
         started = time.monotonic()
         second = await b.embed(model="gemini-embedding-2", input=["flaky"])
         waited = time.monotonic() - started
@@ -213,7 +209,7 @@ async def test_a_holder_slower_than_its_lease_keeps_it(
     shared = {"lease_ms": 300, "poll_ms": 20}
     async with replicas(tmp_path, fake, redis_server.url, prefix, shared=shared) as (a, b):
         first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["slow upstream"]))
-        await asyncio.sleep(0.05)  # A holds the lease, its call is in flight
+        await _in_flight(fake)
         second = await b.embed(model="gemini-embedding-2", input=["slow upstream"])
         assert (await first).status_code == 200 and second.status_code == 200
         assert fake.items_received == 1
@@ -230,9 +226,18 @@ async def test_waiters_are_woken_by_the_release_not_the_poll(
         tmp_path, fake, redis_server.url, prefix, shared=shared, upstream=upstream
     ) as (a, b):
         first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["wake me"]))
-        await asyncio.sleep(0.03)
+        await _in_flight(fake)
         started = time.monotonic()
         second = await b.embed(model="gemini-embedding-2", input=["wake me"])
         assert second.status_code == 200 and (await first).status_code == 200
         assert time.monotonic() - started < 1.0
         assert fake.items_received == 1 and b.scheduler.leases.waits == 1
+
+
+async def _in_flight(fake: FakeGemini) -> None:
+    """Until A's call reached the fake: A holds the lease (a fixed sleep lost to a loaded CI)."""
+    for _ in range(1000):
+        if fake.calls:
+            break
+        await asyncio.sleep(0.005)
+    assert len(fake.calls) == 1
