@@ -53,7 +53,9 @@ async def test_every_answer_and_fault_crosses_the_worker_as_the_in_process_path_
 ) -> None:
     fake = FakeGemini()
     with run_fake_in_thread(fake) as url:
-        s = make_settings(tmp_path, upstream={"base_url": url, "timeout_s": 0.3}).upstream
+        # 5 s: the fake runs on a thread of this busy process, and a loaded machine once took
+        # over 0.3 s to answer 20 texts; the timeout is checked below with clients of its own
+        s = make_settings(tmp_path, upstream={"base_url": url, "timeout_s": 5.0}).upstream
         far = GeminiUpstream(s, KEY)  # a client of its own: calls go to the worker process
         client = httpx.AsyncClient(timeout=s.timeout_s)
         near = GeminiUpstream(s, KEY, http_client=client)  # the same call, in-process
@@ -85,7 +87,13 @@ async def test_every_answer_and_fault_crosses_the_worker_as_the_in_process_path_
                 assert seen[0] == seen[2], name
                 assert seen[1] == seen[3], name
             assert far.calls.calls == len(faults) and far.calls.starts == 1
-
+        finally:
+            await far.aclose()
+            await near.aclose()
+        quick = make_settings(tmp_path, upstream={"base_url": url, "timeout_s": 0.3}).upstream
+        far = GeminiUpstream(quick, KEY)
+        near = GeminiUpstream(quick, KEY, http_client=httpx.AsyncClient(timeout=quick.timeout_s))
+        try:
             fake.latency_s = 0.6  # past timeout_s: httpx's timeout, in the worker
             assert await outcome(far, ONE) == await outcome(near, ONE)
             assert (await outcome(far, ONE))[0] == "UpstreamTimeout"  # type: ignore[index]
