@@ -207,11 +207,11 @@ async def test_gateway_cache_stats_names_the_shared_tier(
 async def test_a_holder_slower_than_its_lease_keeps_it(
     tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
 ) -> None:
-    # Three leases' worth: the holder renews, the waiter never takes over. A renewal is due every
-    # lease_ms / 3 on a shared loop: 300 ms leaves 200 ms for a loop stalled by a loaded machine
-    # (100 ms lost the lease once in CI on a cold machine, and B took over).
-    fake.latency_s = 0.9
-    shared = {"lease_ms": 300, "poll_ms": 20}
+    # Two and a half leases' worth: the holder renews, the waiter never takes over. A renewal is
+    # due every lease_ms / 3 on a shared loop: 600 ms leaves 400 ms for a loop stalled by a
+    # loaded machine (100 and 300 ms leases were each lost once under load, and B took over).
+    fake.latency_s = 1.5
+    shared = {"lease_ms": 600, "poll_ms": 20}
     async with replicas(tmp_path, fake, redis_server.url, prefix, shared=shared) as (a, b):
         first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["slow upstream"]))
         await _in_flight(fake)
