@@ -21,7 +21,7 @@ from gateway.cache.store import Cached, VectorCache
 from gateway.config import ModelSpec, Settings
 from gateway.content.keys import content_key
 from gateway.content.model import Content, EmbedParams, estimate_tokens
-from gateway.core.vectors import is_valid_vector
+from gateway.core.vectors import is_valid_row
 from gateway.errors import CacheMiss, GatewayError, UpstreamError, UpstreamRejected
 from gateway.observability.logs import flush_logs
 from gateway.similar.service import Probe, SimilarInputs
@@ -230,7 +230,7 @@ class Embedder:
         for key, outcome in results.items():
             if isinstance(outcome, Failure):
                 failures[key] = outcome
-            elif _valid(outcome.vector, dims):
+            elif is_valid_row(outcome.vector, dims):
                 good[key] = Cached(_readonly(outcome.vector), estimate_tokens(missing[key]))
                 if not outcome.stored:
                     unstored.add(key)
@@ -251,10 +251,6 @@ class Embedder:
 
 
 _INVALID = Failure.of(UpstreamError("the upstream returned an invalid vector"))
-
-
-def _valid(vector: NDArray[np.float32], dims: int) -> bool:
-    return vector.shape == (dims,) and bool(is_valid_vector(vector, dims)[0])
 
 
 def _readonly(vector: NDArray[np.float32]) -> NDArray[np.float32]:

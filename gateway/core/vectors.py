@@ -223,6 +223,19 @@ def rows_base64(codes: NDArray[Any]) -> list[str]:
     ]
 
 
+def is_valid_row(x: NDArray[Any], dims: int) -> bool:
+    """is_valid_vector for one (dims,) vector, in one pass (every fetched miss pays it): a finite,
+    positive sum of squares proves every value finite and one non-zero; anything else (NaN, inf,
+    zeros, or an overflow or underflow of the sum) is decided value by value."""
+    if x.shape != (dims,):
+        return False
+    with np.errstate(all="ignore"):  # an overflow or NaN is an answer here, not a warning
+        total = float(np.dot(x, x))
+    if math.isfinite(total) and total > 0.0:
+        return True
+    return bool(is_valid_vector(x, dims)[0])
+
+
 def is_valid_vector(x: NDArray[Any], dims: int) -> NDArray[np.bool_]:
     """Per row of (n, d) x, or of one (d,) vector: d == dims, all values finite, one non-zero."""
     if x.ndim == 1:

@@ -10,7 +10,7 @@ from typing import Literal, get_args
 
 from gateway.fake.records import FakeItem
 
-MalformedKind = Literal["not_json", "nan", "short_vector", "wrong_count"]
+MalformedKind = Literal["not_json", "nan", "short_vector", "wrong_count", "zero_vector"]
 Poison = Callable[[FakeItem], bool]
 
 

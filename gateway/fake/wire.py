@@ -272,7 +272,7 @@ def success_body(
 
     `malformed` spoils it the way a broken upstream or proxy might: cut off mid-JSON, a NaN
     (proto3 JSON writes it as the string "NaN", which the SDK turns into a float), one value
-    short, or one embedding missing.
+    short, one embedding missing, or one all zeros (well-formed, but no direction at all).
     """
     values: list[Any] = [
         vectors[i][: it.output_dimensionality or DIMS] for i, it in enumerate(items)
@@ -283,6 +283,8 @@ def success_body(
         values[0] = first
     elif malformed == "short_vector":
         values[0] = values[0][:-1]
+    elif malformed == "zero_vector":
+        values[0] = [0.0] * len(values[0])
     elif malformed == "wrong_count":
         values = values[:-1]
     embeddings = [{"values": v} for v in values]

@@ -55,6 +55,10 @@ def client_limits(settings: UpstreamSettings) -> httpx.Limits:
 class GeminiUpstream:
     """Calls `batchEmbedContents` as google-genai would, and decodes the answer off its path."""
 
+    # Every array embed() returns passed decode_batch's value check (finite, no all-zero row),
+    # in the process that decoded it: ResilientUpstream need not check it again on the loop.
+    values_checked = True
+
     def __init__(
         self,
         settings: UpstreamSettings,

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from gateway.core.vectors import (
     DTYPES,
     derive,
+    is_valid_row,
     is_valid_vector,
     mrl_truncate,
     quantize,
@@ -241,6 +242,24 @@ def test_empty_batch_gives_empty_views() -> None:
     assert derive(x, 768, "int8").shape == (0, 768)
     assert derive(x, 768, "ubinary").shape == (0, 96)
     assert rows_base64(derive(x, 768, "binary")) == []
+
+
+def test_is_valid_row_agrees_with_is_valid_vector_also_past_float32_range() -> None:
+    rows = batch(9, 8, 16)
+    rows[1, 3] = np.nan
+    rows[2, 0] = -np.inf
+    rows[3] = 0.0
+    rows[4] = 0.0
+    rows[4, 7] = 1e-30  # its square underflows to 0: still a valid (non-zero) vector
+    rows[5, 2] = 3e38  # its square overflows to inf: still finite values
+    rows[6] = 0.0
+    rows[6, 0] = np.float32(1e-45)  # the smallest subnormal
+    for row in rows:
+        assert is_valid_row(row, 16) == bool(is_valid_vector(row, 16)[0])
+    assert [is_valid_row(r, 16) for r in rows] == [
+        True, False, False, False, True, True, True, True,
+    ]  # fmt: skip
+    assert not is_valid_row(rows[0], 15) and not is_valid_row(rows[:2], 16)
 
 
 def test_is_valid_vector() -> None:

@@ -123,7 +123,7 @@ async def test_the_deadline_ends_retries_with_the_upstreams_error(
     assert sum(time.sleeps) <= 2.0  # no sleep past the deadline
 
 
-@pytest.mark.parametrize("kind", ["not_json", "nan", "short_vector", "wrong_count"])
+@pytest.mark.parametrize("kind", ["not_json", "nan", "short_vector", "wrong_count", "zero_vector"])
 async def test_a_malformed_answer_is_an_error_and_nothing_is_stored(
     tmp_path: Path, fake: FakeGemini, kind: MalformedKind
 ) -> None:
