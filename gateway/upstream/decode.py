@@ -5,9 +5,9 @@ then numpy copies the lists: ~2 ms of CPU per 3072-dim vector. msgspec decodes i
 in one pass (unknown fields such as usageMetadata are skipped without building them), ~8x less.
 The checks are the SDK path's and the scheduler's: the count, equal lengths, the size asked,
 finite values and no all-zero row. The values are checked here, where the answer is decoded
-(in the call worker for most calls), not on the serving loop: over 100 x 3072 values that check
-was ~3 ms of the loop per call on a slow 2-core machine, and ten calls of a burst returning
-together held a warm hit back by ~25 ms (py-spy, bench/bench_mixed.py --probe).
+(in the call worker for most calls), not again on the serving loop: the check is ~0.12 ms of CPU
+per 100 x 3072 answer, but numpy releases the GIL for it, and py-spy on a busy serving process
+found the loop waiting ~3 ms per call to take it back.
 
 Pure functions of bytes, numpy and msgspec only: a worker process can run them (see offload.py),
 and any upstream speaking this wire (the Gemini API, Vertex AI) can use them.
