@@ -39,6 +39,7 @@ _encode = msgspec.msgpack.Encoder().encode
 # What a failing tier raises: the client's errors, a socket's, and the timeout around each call.
 FAILURES = (RedisError, OSError, TimeoutError, ConnectionError)
 MGET_KEYS = 1000  # keys per MGET at most (about 12 MB of 3072-dim vectors)
+DESCRIBE_S = 2.0  # the bound on describe() (stats, the console), whatever timeout_ms says
 ROUND_TRIP_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
@@ -229,7 +230,7 @@ class SharedTier:
         """Reachable, keys under the prefix (a SCAN count) and the server's memory, for stats."""
         out: dict[str, Any] = {"url": _safe_url(self.settings.url), "reachable": False}
         try:
-            async with asyncio.timeout(max(self.timeout_s, 2.0)):
+            async with asyncio.timeout(max(self.timeout_s, DESCRIBE_S)):
                 memory = await self.client.info("memory")
                 out["reachable"] = True
                 out["used_memory_bytes"] = int(memory.get("used_memory", 0))
@@ -288,7 +289,10 @@ def shared_stats(settings: SharedSettings) -> dict[str, Any] | None:
         return None
 
     async def run() -> dict[str, Any]:
-        tier = SharedTier(settings)
+        # The serving bound (timeout_ms, 50 ms) is for the hot path; a SCAN from the CLI may take
+        # longer a round trip on a busy server, and it was cut off mid-count ("keys" missing).
+        bound_ms = max(settings.timeout_ms, DESCRIBE_S * 1000)
+        tier = SharedTier(msgspec.structs.replace(settings, timeout_ms=bound_ms))
         try:
             return await tier.describe()
         finally:
