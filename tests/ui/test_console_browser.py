@@ -164,6 +164,10 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
 def expect(target: Any) -> Any:
     from playwright.sync_api import expect as playwright_expect
 
+    # 15 s as for the pages' own waits: expect's default 5 s ran out once with two suites on
+    # the 2 cores (a result still shown when it should have been hidden); passing tests never
+    # wait it
+    playwright_expect.set_options(timeout=15_000)
     return playwright_expect(target)
 
 
