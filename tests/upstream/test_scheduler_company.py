@@ -115,9 +115,10 @@ async def test_hold_max_ms_caps_the_hold_and_zero_turns_it_off(tmp_path: Path) -
     scheduler, upstream = scheduler_on(tmp_path / "off", hold_max_ms=0.0)
     await one_call_in_flight(scheduler, upstream)
     alone = miss(scheduler, "not held")
-    # The batch's wait is a real-time timer of max_wait_ms (1 ms) unheld, 250 ms if it were
-    # held: timers fire in deadline order, so after this 30 ms one (and the tasks it lets run)
-    # an unheld batch has gone, however slow the machine, and a held one has not.
+    await settle()  # the batch waits on its timer, armed before the test's own below
+    # That timer is max_wait_ms (1 ms) unheld, 250 ms if it were held: timers fire in deadline
+    # order, so after this 30 ms one (and the tasks it lets run) an unheld batch has gone,
+    # however slow the machine, and a held one has not.
     await asyncio.sleep(0.03)
     await settle()
     assert upstream.sizes == [1, 1, 1]  # the call in flight is still out
