@@ -208,10 +208,10 @@ async def test_a_holder_slower_than_its_lease_keeps_it(
     tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
 ) -> None:
     # Two and a half leases' worth: the holder renews, the waiter never takes over. A renewal is
-    # due every lease_ms / 3 on a shared loop: 600 ms leaves 400 ms for a loop stalled by a
-    # loaded machine (100 and 300 ms leases were each lost once under load, and B took over).
-    fake.latency_s = 1.5
-    shared = {"lease_ms": 600, "poll_ms": 20}
+    # due every lease_ms / 3 on a shared loop: 1 s leaves 0.67 s for a loop stalled by a loaded
+    # machine (100, 300 and 600 ms leases were each lost once under load, and B took over).
+    fake.latency_s = 2.5
+    shared = {"lease_ms": 1000, "poll_ms": 20}
     async with replicas(tmp_path, fake, redis_server.url, prefix, shared=shared) as (a, b):
         first = asyncio.create_task(a.embed(model="gemini-embedding-2", input=["slow upstream"]))
         await _in_flight(fake)
@@ -224,7 +224,7 @@ async def test_a_holder_slower_than_its_lease_keeps_it(
 async def test_waiters_are_woken_by_the_release_not_the_poll(
     tmp_path: Path, fake: FakeGemini, redis_server: RedisServer, prefix: str
 ) -> None:
-    fake.latency_s = 0.1
+    fake.latency_s = 0.5  # B asks while A's call is still out, even on a loaded machine
     shared = {"poll_ms": 60_000}  # a poll would come after the deadline: only pub/sub can wake
     upstream = {"deadline_s": 3}
     async with replicas(
@@ -235,7 +235,7 @@ async def test_waiters_are_woken_by_the_release_not_the_poll(
         started = time.monotonic()
         second = await b.embed(model="gemini-embedding-2", input=["wake me"])
         assert second.status_code == 200 and (await first).status_code == 200
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.5  # before the 3 s deadline, 60 s before a poll
         assert fake.items_received == 1 and b.scheduler.leases.waits == 1
 
 
