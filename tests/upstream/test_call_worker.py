@@ -95,9 +95,11 @@ async def test_every_answer_and_fault_crosses_the_worker_as_the_in_process_path_
         finally:
             await far.aclose()
             await near.aclose()
+            await client.aclose()  # handed in: near leaves it open
         quick = make_settings(tmp_path, upstream={"base_url": url, "timeout_s": 0.3}).upstream
         far = GeminiUpstream(quick, KEY)
-        near = GeminiUpstream(quick, KEY, http_client=httpx.AsyncClient(timeout=quick.timeout_s))
+        client = httpx.AsyncClient(timeout=quick.timeout_s)
+        near = GeminiUpstream(quick, KEY, http_client=client)
         try:
             fake.latency_s = 0.6  # past timeout_s: httpx's timeout, in the worker
             assert await outcome(far, ONE) == await outcome(near, ONE)
@@ -106,6 +108,7 @@ async def test_every_answer_and_fault_crosses_the_worker_as_the_in_process_path_
             fake.latency_s = 0.0
             await far.aclose()
             await near.aclose()
+            await client.aclose()
 
 
 async def test_a_refused_port_reads_the_same_through_the_worker(tmp_path: Path) -> None:
