@@ -48,6 +48,12 @@ class GatedUpstream:
         self.time.advance(self.takes.pop(0) if self.takes else 0.0)
         return np.full((len(contents), dims), 0.5, dtype=np.float32)
 
+    def open(self) -> None:
+        """Every call in flight returns, and every later one at once."""
+        self.open_all = True
+        for gate in self.gates:
+            gate.set()
+
     async def aclose(self) -> None:
         return None
 
@@ -101,9 +107,7 @@ async def test_a_partial_batch_waits_for_company_while_a_call_is_in_flight(
     others.append(miss(scheduler, "held 6"))
     await until(lambda: len(upstream.sizes) == 3)
     assert upstream.sizes == [1, 1, 7]  # the call in flight is still out; the batch went anyway
-    upstream.open_all = True
-    for gate in upstream.gates:
-        gate.set()
+    upstream.open()
     for task in (first, *others):
         assert all(isinstance(o, Fetched) for o in (await task).values())
     await scheduler.aclose()
@@ -122,9 +126,7 @@ async def test_hold_max_ms_caps_the_hold_and_zero_turns_it_off(tmp_path: Path) -
     await asyncio.sleep(0.03)
     await settle()
     assert upstream.sizes == [1, 1, 1]  # the call in flight is still out
-    upstream.open_all = True
-    for gate in upstream.gates:
-        gate.set()
+    upstream.open()
     await alone
     await scheduler.aclose()
 
@@ -140,9 +142,7 @@ async def test_hold_max_ms_caps_the_hold_and_zero_turns_it_off(tmp_path: Path) -
     held.append(miss(scheduler, "held 2"))  # an arrival makes the lane look again
     await settle(200)  # no real time passes: a batch still held would wait it out
     assert upstream.sizes == [1, 1, 3]
-    upstream.open_all = True
-    for gate in upstream.gates:
-        gate.set()
+    upstream.open()
     await asyncio.gather(*held)
     await scheduler.aclose()
 
@@ -167,9 +167,7 @@ async def test_the_hold_is_a_typical_call_not_a_quarter_of_one(tmp_path: Path) -
     held.append(miss(scheduler, "held 3"))
     await until(lambda: len(upstream.sizes) == 3)
     assert upstream.sizes == [1, 1, 4]
-    upstream.open_all = True
-    for gate in upstream.gates:
-        gate.set()
+    upstream.open()
     await asyncio.gather(*held)
     await scheduler.aclose()
 
@@ -205,7 +203,5 @@ async def test_the_baseline_sends_partial_batches_at_max_wait_even_with_calls_in
     miss(scheduler, "not held")
     await until(lambda: len(upstream.sizes) == 3)  # after max_wait_ms, not the 250 ms hold
     assert upstream.sizes == [1, 1, 1]  # the call in flight is still out
-    upstream.open_all = True
-    for gate in upstream.gates:
-        gate.set()
+    upstream.open()
     await scheduler.aclose()
